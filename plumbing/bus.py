@@ -1,0 +1,144 @@
+"""Kafka wiring: one producer per process, consumer loops with a dead-letter topic.
+Settings are the same for any Kafka; see ../shared/reference/broker.md for why
+idempotence is off and offsets start at the earliest record."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from typing import Awaitable, Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from . import topics as T
+from .codec import DecodeError, registry
+from .config import KafkaSettings
+from .envelope import Event, header
+from .logs import log
+
+logger = logging.getLogger("coffer.bus")
+
+Handler = Callable[[Event], Awaitable[None]]
+HANDLER_ATTEMPTS = 3
+
+
+async def ensure_topics(settings: KafkaSettings, names: Iterable[str] = T.ALL) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(n, settings.partitions, settings.replication_factor)
+                  for n in names if n not in existing]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another service created them first
+    finally:
+        await admin.close()
+
+
+class Producer:
+    def __init__(self, settings: KafkaSettings, source: str):
+        self.source = source
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=False,
+            max_request_size=8 * 1024 * 1024, linger_ms=0)
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, topic: str, event: Event) -> None:
+        """Encode and send; returns when the broker acknowledged it."""
+        if not event.source:
+            event.source = self.source
+        value = registry().encode(event.type, event.data)
+        await self._producer.send_and_wait(topic, value, key=event.subject.encode(),
+                                           headers=event.headers())
+
+    async def send_raw(self, topic: str, key: bytes, value: bytes, headers) -> asyncio.Future:
+        return await self._producer.send(topic, value, key=key, headers=headers)
+
+
+def decode_record(record) -> Event:
+    event_type = header(record.headers, "ce_type")
+    if not event_type:
+        raise DecodeError("record has no ce_type header")
+    data = registry().decode(event_type, record.value)
+    return Event.from_headers(record.headers, data)
+
+
+class ConsumerLoop:
+    """Consumes topics in a group; each record is decoded and handed to `handler`.
+    Undecodable records and records whose handler keeps failing go to the
+    dead-letter topic with the error, and consumption moves on."""
+
+    def __init__(self, settings: KafkaSettings, producer: Producer, group: str,
+                 topic_names: list[str], handler: Handler, wanted_types: set[str] | None = None):
+        self.settings, self.producer, self.handler = settings, producer, handler
+        self.group, self.topic_names = settings.group(group), topic_names
+        self.wanted_types = wanted_types
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self._consumer = AIOKafkaConsumer(
+            *self.topic_names, bootstrap_servers=s.bootstrap, group_id=self.group,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=s.heartbeat_interval_ms,
+            rebalance_timeout_ms=max(2 * s.session_timeout_ms, 6000),
+            fetch_max_wait_ms=s.fetch_max_wait_ms, max_poll_records=200)
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for tp, records in batches.items():
+                for record in records:
+                    await self._handle(record)
+                await self._consumer.commit({tp: records[-1].offset + 1})
+
+    async def _handle(self, record) -> None:
+        event_type = header(record.headers, "ce_type")
+        if (self.wanted_types is not None and event_type not in self.wanted_types
+                and event_type in registry().current):
+            return  # a well-formed event meant for other consumers of a shared topic
+        try:
+            event = decode_record(record)
+        except DecodeError as exc:
+            await self.dead_letter(record, f"decode: {exc}")
+            return
+        for attempt in range(1, HANDLER_ATTEMPTS + 1):
+            try:
+                await self.handler(event)
+                return
+            except Exception as exc:  # a handler bug must not stop the consumer
+                log(logger, logging.WARNING, "handler failed", group=self.group,
+                    event_type=event.type, event_id=event.id, attempt=attempt, error=repr(exc))
+                if attempt == HANDLER_ATTEMPTS:
+                    await self.dead_letter(record, "handler: " + "".join(
+                        traceback.format_exception_only(exc)).strip())
+                    return
+                await asyncio.sleep(0.2 * attempt)
+
+    async def dead_letter(self, record, error: str) -> None:
+        headers = list(record.headers or ()) + [
+            ("coffer_dlq_error", error[:2000].encode()),
+            ("coffer_dlq_topic", record.topic.encode()),
+            ("coffer_dlq_partition", str(record.partition).encode()),
+            ("coffer_dlq_offset", str(record.offset).encode()),
+            ("coffer_dlq_group", self.group.encode())]
+        fut = await self.producer.send_raw(T.DEAD_LETTER, record.key or b"", record.value or b"", headers)
+        await fut
+        log(logger, logging.ERROR, "record dead-lettered", group=self.group, topic=record.topic,
+            offset=record.offset, error=error[:500])
