@@ -103,10 +103,13 @@ class ConsumerLoop:
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=500)
-            for tp, records in batches.items():
-                for record in records:
-                    await self._handle(record)
-                await self._consumer.commit({tp: records[-1].offset + 1})
+            if not batches:
+                continue
+            # Across topics, handle records in the order they were produced: a reply
+            # (placed) must not overtake the request it answers (create_requested).
+            for record in sorted((r for rs in batches.values() for r in rs), key=lambda r: r.timestamp):
+                await self._handle(record)
+            await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
 
     async def _handle(self, record) -> None:
         event_type = header(record.headers, "ce_type")

@@ -29,12 +29,16 @@ class ServiceRuntime:
         self.producer = Producer(self.kafka, source=name)
         self.loops: list[ConsumerLoop] = []
         self._tasks: list[asyncio.Task] = []
+        self._started = False
 
     def consume(self, group: str, topics: list[str], handler: Handler,
                 types: set[str] | None = None) -> None:
         self.loops.append(ConsumerLoop(self.kafka, self.producer, group, topics, handler, types))
 
     async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
         await create_schema(self.engine, self.metadata)
         await ensure_topics(self.kafka)
         await self.producer.start()

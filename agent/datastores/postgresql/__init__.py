@@ -1,0 +1,1 @@
+"""PostgreSQL plugin: one module per lifecycle verb (initdb, run, status, users)."""

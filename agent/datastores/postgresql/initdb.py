@@ -1,0 +1,73 @@
+"""Create the data directory: copy a template made once per version by initdb
+(cp -a of a template starts ~0.4 s sooner than initdb), then write the instance's
+own settings."""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from .engine_user import bindir, chown_to_engine_user, run
+
+HBA = """# written by the Coffer agent
+local   all   all                 trust
+host    all   all   0.0.0.0/0     scram-sha-256
+host    all   all   ::/0          scram-sha-256
+"""
+
+
+async def ensure_template(templates_dir: Path, version: str) -> Path:
+    template = templates_dir / f"postgresql-{version}"
+    if (template / "PG_VERSION").exists():
+        return template
+    templates_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(templates_dir, 0o755)
+    # several agents may race to make it: each builds its own and renames atomically
+    scratch = templates_dir / f".postgresql-{version}-{uuid.uuid4().hex}"
+    scratch.mkdir(mode=0o700)
+    chown_to_engine_user(scratch)
+    await run([str(bindir(version) / "initdb"), "-D", str(scratch), "--username=postgres",
+               "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
+               "--locale=C.UTF-8"], timeout=120)
+    with open(scratch / "postgresql.conf", "a") as conf:
+        conf.write("\ninclude_if_exists = 'coffer.conf'\n")
+    (scratch / "pg_hba.conf").write_text(HBA)
+    try:
+        scratch.rename(template)
+    except OSError:  # another agent won the race
+        shutil.rmtree(scratch, ignore_errors=True)
+    return template
+
+
+def settings(address: str, port: int, socket_dir: Path, ram_mb: int) -> str:
+    """Memory settings sized from the flavor, as a managed service would."""
+    shared_buffers = max(16, ram_mb // 4)
+    return "\n".join([
+        "# written by the Coffer agent; changes are overwritten",
+        f"listen_addresses = '{address}'",
+        f"port = {port}",
+        f"unix_socket_directories = '{socket_dir}'",
+        f"shared_buffers = {shared_buffers}MB",
+        f"effective_cache_size = {max(64, ram_mb * 3 // 4)}MB",
+        f"work_mem = {max(1, ram_mb // 256)}MB",
+        f"maintenance_work_mem = {max(16, ram_mb // 16)}MB",
+        "max_connections = 100",
+        "password_encryption = 'scram-sha-256'",
+        "wal_retrieve_retry_interval = '100ms'",
+        "",
+    ])
+
+
+async def ensure_data_directory(data: Path, templates_dir: Path, version: str) -> bool:
+    """True when a new data directory was made."""
+    if (data / "PG_VERSION").exists():
+        return False
+    template = await ensure_template(templates_dir, version)
+    partial = data.with_name(data.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    # as root: it keeps the template's owner and may write in the instance directory
+    await run(["cp", "-a", str(template), str(partial)], timeout=120, as_engine=False)
+    os.chmod(partial, 0o700)
+    partial.rename(data)
+    return True

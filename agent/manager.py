@@ -1,0 +1,70 @@
+"""The interface every datastore plugin implements."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    instance_id: str
+    host: str
+    address: str
+    port: int
+    datastore: str
+    version: str
+    ram_mb: int
+    vcpus: int
+    volume_gb: int
+    kafka_bootstrap: str
+    templates_dir: str
+    directory: Path
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    name: str
+    password: str
+    host: str = "%"
+    databases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Metrics:
+    engine_up: bool
+    connections: int = 0
+    xact_commit: int = 0
+    cpu_seconds: float = 0.0
+    rss_bytes: int = 0
+    disk_used_bytes: int = 0
+
+
+class DatastoreManager(ABC):
+    def __init__(self, config: InstanceConfig):
+        self.config = config
+
+    @abstractmethod
+    async def engine_version(self) -> str: ...
+
+    @abstractmethod
+    async def bootstrap(self) -> None:
+        """Make the data directory exist (initdb or template) and start the engine;
+        adopt an engine that is already running."""
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def prepare(self, databases: list[dict], users: list[UserSpec]) -> None:
+        """Create databases and users; idempotent."""
+
+    @abstractmethod
+    async def metrics(self) -> Metrics: ...
+
+
+def load(config: InstanceConfig) -> DatastoreManager:
+    if config.datastore == "postgresql":
+        from .datastores.postgresql.manager import PostgresManager
+        return PostgresManager(config)
+    raise ValueError(f"no agent plugin for datastore {config.datastore!r}")

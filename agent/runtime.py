@@ -1,0 +1,152 @@
+"""The agent's life: register (publish the public key), bring the engine up, obey
+commands for this instance, and send a heartbeat every second."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from nacl.public import PrivateKey
+
+from plumbing import sealing
+from plumbing import topics as T
+from plumbing.bus import DecodeError, Producer, decode_record
+from plumbing.config import KafkaSettings
+from plumbing.envelope import Event
+from plumbing.logs import log
+
+from .commands import CommandChannel
+from .fencing import EpochGuard, Fenced
+from .manager import DatastoreManager, InstanceConfig, UserSpec, load
+
+SOURCE = "agent"
+HEARTBEAT_SECONDS = float(os.environ.get("COFFER_HEARTBEAT_SECONDS", "1"))
+logger = logging.getLogger("agent")
+
+
+def load_key(path: Path) -> PrivateKey:
+    if path.exists():
+        return PrivateKey(path.read_bytes())
+    key = sealing.new_private_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(bytes(key))
+    return key
+
+
+class Agent:
+    def __init__(self, config: InstanceConfig):
+        self.config = config
+        self.key = load_key(config.directory / "agent.key")
+        self.manager: DatastoreManager = load(config)
+        self.kafka = KafkaSettings(bootstrap=config.kafka_bootstrap)
+        self.producer = Producer(self.kafka, source=f"{SOURCE}/{config.instance_id}")
+        self.channel = CommandChannel(config.kafka_bootstrap, config.instance_id,
+                                      config.directory / "commands.offset", self.kafka.fetch_max_wait_ms)
+        self.epochs = EpochGuard(config.directory / "epoch")
+        self.engine_up: asyncio.Future | None = None  # result or failure of bring-up
+        self.seq = 0
+
+    def _event(self, type_: str, data: dict, cause: Event | None = None) -> Event:
+        if cause is not None:
+            return cause.caused(type_, data, subject=self.config.instance_id, source=self.producer.source)
+        return Event(type_, self.config.instance_id, data, source=self.producer.source)
+
+    async def register(self) -> None:
+        c = self.config
+        await self.producer.send(T.AGENT_EVENTS, self._event("coffer.agent.registered.v1", {
+            "instance_id": c.instance_id, "host": c.host, "address": c.address, "port": c.port,
+            "public_key": sealing.public_key_b64(self.key), "datastore": c.datastore,
+            "engine_version": await self.manager.engine_version()}))
+
+    async def bring_up_engine(self) -> None:
+        started = time.monotonic()
+        try:
+            await self.manager.bootstrap()
+        except Exception as exc:  # reported to whoever waits for the engine
+            log(logger, logging.ERROR, "engine failed to start", error=str(exc))
+            self.engine_up.set_exception(exc)
+            return
+        self.engine_up.set_result(True)
+        log(logger, logging.INFO, "engine up", seconds=round(time.monotonic() - started, 3))
+
+    def engine_running(self) -> bool:
+        return self.engine_up.done() and not self.engine_up.exception()
+
+    async def obey(self) -> None:
+        async for record in self.channel.records():
+            try:
+                command = decode_record(record)
+            except DecodeError as exc:
+                log(logger, logging.ERROR, "undecodable command skipped", offset=record.offset, error=str(exc))
+                continue
+            await self.execute(command)
+
+    async def execute(self, command: Event) -> None:
+        name = command.type.split(".")[2]  # coffer.agent.<name>.v1
+        error = ""
+        try:
+            self.epochs.admit(command.data.get("epoch", 0))
+            if command.type == "coffer.agent.prepare.v1":
+                await self.prepare(command.data)
+            else:
+                raise ValueError(f"unknown command {command.type}")
+        except Fenced as exc:
+            error = str(exc)
+        except Exception as exc:  # report every failure; the saga decides what follows
+            error = f"{type(exc).__name__}: {exc}"
+        log(logger, logging.INFO if not error else logging.ERROR, "command done",
+            command=name, command_id=command.data.get("command_id"), error=error)
+        await self.producer.send(T.AGENT_EVENTS, self._event("coffer.agent.command_result.v1", {
+            "instance_id": self.config.instance_id, "command_id": command.data.get("command_id", ""),
+            "command": name, "success": not error, "error": error}, cause=command))
+
+    async def prepare(self, data: dict) -> None:
+        passwords = sealing.open_sealed(self.key, data["sealed_credentials"]) if data.get("sealed_credentials") else {}
+        missing = [u["name"] for u in data["users"] if u["name"] not in passwords]
+        if missing:
+            raise ValueError(f"no credentials for users {missing}")
+        users = [UserSpec(u["name"], passwords[u["name"]], u.get("host", "%"), tuple(u.get("databases", ())))
+                 for u in data["users"]]
+        await asyncio.wait_for(asyncio.shield(self.engine_up), 120)
+        await self.manager.prepare(data["databases"], users)
+
+    async def heartbeat(self) -> None:
+        while True:
+            m = await self.manager.metrics() if self.engine_running() else None
+            self.seq += 1
+            await self.producer.send(T.TELEMETRY, self._event("coffer.telemetry.heartbeat.v1", {
+                "instance_id": self.config.instance_id, "host": self.config.host, "seq": self.seq,
+                "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up), "role": "primary",
+                "connections": m.connections if m else 0, "xact_commit": m.xact_commit if m else 0,
+                "cpu_seconds": m.cpu_seconds if m else 0.0, "rss_bytes": m.rss_bytes if m else 0,
+                "disk_used_bytes": m.disk_used_bytes if m else 0,
+                "disk_total_bytes": self.config.volume_gb * 1024 ** 3}))
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def run(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.producer.start()
+        await self.channel.start()
+        self.engine_up = loop.create_future()
+        # the engine boots while the key travels and the credentials are sealed
+        tasks = [asyncio.create_task(self.bring_up_engine())]
+        await self.register()
+        tasks += [asyncio.create_task(self.obey()), asyncio.create_task(self.heartbeat())]
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait(tasks[1:] + [waiter], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not waiter and task.exception():
+                log(logger, logging.ERROR, "agent task failed", error=repr(task.exception()))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.manager.stop()
+        await self.channel.stop()
+        await self.producer.stop()

@@ -1,0 +1,1 @@
+"""The operator command line and the embedded stack launcher."""

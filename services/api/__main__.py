@@ -1,0 +1,37 @@
+"""Entry point: python -m services.api"""
+import asyncio
+import os
+
+from aiohttp import web
+
+from plumbing import topics as T
+from plumbing.service import ServiceRuntime
+
+from .http import build_app
+from .projections import Projections
+from .seed import seed_flavors
+from .tables import metadata
+
+
+async def main() -> None:
+    rt = ServiceRuntime("api", metadata)
+    projections = Projections(rt.store)
+    rt.consume("coffer-api", [T.INSTANCE_EVENTS, T.HEALTH_EVENTS, T.AGENT_EVENTS, T.DATASTORE_EVENTS],
+               projections.handle, set(projections.routes))
+    await rt.start()
+    async with rt.store.uow() as uow:
+        await seed_flavors(uow.conn)
+
+    runner = web.AppRunner(build_app(rt.store, rt.tracer), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, os.environ.get("COFFER_API_HOST", "127.0.0.1"),
+                       int(os.environ.get("COFFER_API_PORT", "8779")))
+    await site.start()
+    try:
+        await rt.serve()
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,112 @@
+"""The API's read model, kept from the public and agent events."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select, update
+
+from plumbing import sealing
+from plumbing import topics as T
+from plumbing.envelope import Event
+from plumbing.outbox import Store, UnitOfWork
+
+from .tables import datastore_versions, datastores, instances, pending_credentials
+from .vault import Vault
+
+SOURCE = "api"
+NAMESPACE = uuid.UUID("6f1c1f0e-8a55-4c1e-9d43-3c0ffee00001")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Projections:
+    def __init__(self, store: Store):
+        self.store = store
+        self.vault = Vault()
+        self.routes = {
+            "coffer.instance.provisioning.v1": self.provisioning,
+            "coffer.instance.active.v1": self.active,
+            "coffer.instance.failed.v1": self.failed,
+            "coffer.instance.deleted.v1": self.deleted,
+            "coffer.health.changed.v1": self.health,
+            "coffer.agent.registered.v1": self.agent_registered,
+            "coffer.datastore.version_available.v1": self.version_available,
+        }
+
+    async def handle(self, event: Event) -> None:
+        async def apply(uow: UnitOfWork):
+            await self.routes[event.type](uow, event)
+        await self.store.handled_once(event, apply)
+
+    async def _set(self, uow: UnitOfWork, instance_id: str, **values) -> None:
+        await uow.conn.execute(update(instances).where(instances.c.id == instance_id)
+                               .values(updated_at=now(), **values))
+
+    async def provisioning(self, uow, event):
+        d = event.data
+        await self._set(uow, d["instance_id"], address=d["address"], host=d["host"], zone=d["zone"])
+
+    async def active(self, uow, event):
+        d = event.data
+        row = (await uow.conn.execute(select(instances.c.status).where(instances.c.id == d["instance_id"]))).first()
+        if row is None or row.status == "SHUTDOWN":
+            return  # deleted meanwhile: the delete wins
+        await self._set(uow, d["instance_id"], status="ACTIVE", operating_status=d["operating_status"],
+                        address=d["address"], host=d["host"], zone=d["zone"], fault_message=None,
+                        fault_details=None, fault_at=None)
+
+    async def failed(self, uow, event):
+        d = event.data
+        row = (await uow.conn.execute(select(instances.c.status).where(instances.c.id == d["instance_id"]))).first()
+        if row is None or row.status == "SHUTDOWN":
+            return
+        await self._set(uow, d["instance_id"], status="ERROR", operating_status="ERROR", address=None,
+                        fault_message=d["message"], fault_details=d["details"], fault_at=now())
+        await uow.conn.execute(delete(pending_credentials).where(
+            pending_credentials.c.instance_id == d["instance_id"]))
+
+    async def deleted(self, uow, event):
+        instance_id = event.data["instance_id"]
+        await uow.conn.execute(delete(instances).where(instances.c.id == instance_id))
+        await uow.conn.execute(delete(pending_credentials).where(pending_credentials.c.instance_id == instance_id))
+
+    async def health(self, uow, event):
+        d = event.data
+        await uow.conn.execute(update(instances).where(
+            instances.c.id == d["instance_id"], instances.c.status == "ACTIVE").values(operating_status=d["status"]))
+
+    async def agent_registered(self, uow, event):
+        """Seal the waiting passwords to the agent's key and hand them on."""
+        d = event.data
+        row = (await uow.conn.execute(select(pending_credentials).where(
+            pending_credentials.c.instance_id == d["instance_id"]))).first()
+        if row is None:
+            return
+        sealed = sealing.seal(d["public_key"], self.vault.unlock(row.box))
+        await uow.emit(T.INSTANCE_REQUESTS, event.caused("coffer.instance.credentials_sealed.v1", {
+            "instance_id": d["instance_id"], "agent_public_key": d["public_key"], "sealed": sealed},
+            source=SOURCE))
+        await uow.conn.execute(delete(pending_credentials).where(
+            pending_credentials.c.instance_id == d["instance_id"]))
+
+    async def version_available(self, uow, event):
+        d = event.data
+        ds_id = str(uuid.uuid5(NAMESPACE, d["datastore"]))
+        ver_id = str(uuid.uuid5(NAMESPACE, f"{d['datastore']}:{d['version']}"))
+        if not (await uow.conn.execute(select(datastores.c.id).where(datastores.c.id == ds_id))).first():
+            await uow.conn.execute(datastores.insert().values(id=ds_id, name=d["datastore"]))
+        if (await uow.conn.execute(select(datastore_versions.c.id).where(datastore_versions.c.id == ver_id))).first():
+            await uow.conn.execute(update(datastore_versions).where(datastore_versions.c.id == ver_id)
+                                   .values(version=d["version_number"], manager=d["manager"]))
+        else:
+            await uow.conn.execute(datastore_versions.insert().values(
+                id=ver_id, datastore_id=ds_id, name=d["version"], version=d["version_number"], manager=d["manager"]))
+        # the newest version is the default
+        versions = (await uow.conn.execute(select(datastore_versions).where(
+            datastore_versions.c.datastore_id == ds_id))).all()
+        newest = max(versions, key=lambda v: [int(x) for x in v.version.split(".") if x.isdigit()])
+        await uow.conn.execute(update(datastores).where(datastores.c.id == ds_id)
+                               .values(default_version_id=newest.id))

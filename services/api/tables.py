@@ -1,0 +1,76 @@
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+from plumbing.outbox import add_tables
+
+metadata = MetaData()
+add_tables(metadata)
+
+projects = Table(
+    "projects", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256; the token itself is never stored
+    Column("project_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+flavors = Table(
+    "flavors", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("ram_mb", Integer, nullable=False),
+    Column("vcpus", Integer, nullable=False),
+    Column("disk_gb", Integer, nullable=False),
+)
+
+datastores = Table(
+    "datastores", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("default_version_id", String(36)),
+)
+
+datastore_versions = Table(
+    "datastore_versions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("datastore_id", String(36), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("manager", String(100), nullable=False),
+    UniqueConstraint("datastore_id", "name"),
+)
+
+instances = Table(
+    "instances", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("operating_status", String(32), nullable=False, default=""),
+    Column("flavor_id", String(64), nullable=False),
+    Column("volume_gb", Integer, nullable=False),
+    Column("datastore", String(100), nullable=False),
+    Column("datastore_version", String(100), nullable=False),
+    Column("datastore_version_number", String(100), nullable=False),
+    Column("address", String(64)),
+    Column("host", String(100)),
+    Column("zone", String(100)),
+    Column("fault_message", Text),
+    Column("fault_details", Text),
+    Column("fault_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Passwords from a create request wait here, encrypted at rest, until the
+# instance's agent publishes the key to seal them to; then they are deleted.
+pending_credentials = Table(
+    "pending_credentials", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("box", Text, nullable=False),
+)

@@ -1,0 +1,63 @@
+"""Trove's response shapes (reference §4)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def ts(value: datetime | None) -> str | None:
+    # Trove: ISO-8601, no microseconds, no zone
+    return value.strftime("%Y-%m-%dT%H:%M:%S") if value else None
+
+
+def links(base: str, project: str, collection: str, id_: str) -> list[dict]:
+    host = base.split("://", 1)[-1]
+    return [{"rel": "self", "href": f"https://{host}/v1.0/{project}/{collection}/{id_}"},
+            {"rel": "bookmark", "href": f"https://{host}/{collection}/{id_}"}]
+
+
+def flavor(row, base: str, project: str) -> dict:
+    return {"id": int(row.id) if row.id.isdigit() else None, "str_id": row.id, "name": row.name,
+            "ram": row.ram_mb, "vcpus": row.vcpus, "disk": row.disk_gb, "ephemeral": 0,
+            "links": links(base, project, "flavors", row.id)}
+
+
+def version(row, base: str, project: str, nested: bool = False) -> dict:
+    doc = {"id": row.id, "name": row.name, "version": row.version,
+           "links": links(base, project, "datastores/versions", row.id)}
+    if not nested:
+        doc["datastore"] = row.datastore_id
+    return doc
+
+
+def datastore(row, versions: list, base: str, project: str) -> dict:
+    doc = {"id": row.id, "name": row.name, "links": links(base, project, "datastores", row.id),
+           "versions": [version(v, base, project, nested=True) for v in versions]}
+    if row.default_version_id:
+        doc["default_version"] = row.default_version_id
+    return doc
+
+
+def instance(row, base: str, project: str, detail: bool) -> dict:
+    doc = {
+        "id": row.id, "name": row.name, "status": row.status,
+        "operating_status": row.operating_status if row.status == "ACTIVE" else "",
+        "links": links(base, project, "instances", row.id),
+        "flavor": {"id": row.flavor_id, "links": links(base, project, "flavors", row.flavor_id)},
+        "datastore": {"type": row.datastore, "version": row.datastore_version},
+        "region": "RegionOne",
+        "access": {"is_public": False},
+        "volume": {"size": row.volume_gb},
+    }
+    if row.address:
+        doc["ip"] = [row.address]
+        doc["addresses"] = [{"address": row.address, "type": "private"}]
+    if detail:
+        doc["datastore"]["version_number"] = row.datastore_version_number
+        doc["created"] = ts(row.created_at)
+        doc["updated"] = ts(row.updated_at)
+        if row.zone:
+            doc["locality"] = row.zone
+        if row.fault_message:
+            doc["fault"] = {"message": row.fault_message, "created": ts(row.fault_at),
+                            "details": row.fault_details or ""}
+    return doc

@@ -1,0 +1,1 @@
+"""faust-streaming app: telemetry -> health per instance -> health events."""

@@ -1,0 +1,102 @@
+"""The monitor: keeps each instance's last heartbeat in a faust table (recovered
+from its changelog) and announces health changes on coffer.health.events."""
+from __future__ import annotations
+
+import os
+import time
+
+import faust
+
+from plumbing import topics as T
+from plumbing.bus import DecodeError, decode_record
+from plumbing.codec import registry
+from plumbing.config import KafkaSettings
+from plumbing.envelope import Event
+
+from . import health
+
+SILENCE_SECONDS = float(os.environ.get("COFFER_MONITOR_SILENCE_SECONDS", "5"))
+kafka = KafkaSettings()
+
+app = faust.App(
+    os.environ.get("COFFER_MONITOR_APP_ID", "coffer-monitor") + kafka.group_suffix,
+    broker=f"kafka://{kafka.bootstrap}",
+    store="memory://",
+    web_enabled=False,
+    topic_partitions=kafka.partitions,
+    topic_replication_factor=kafka.replication_factor,
+    broker_session_timeout=kafka.session_timeout_ms / 1000,
+    broker_heartbeat_interval=kafka.heartbeat_interval_ms / 1000,
+    producer_max_batch_size=1,  # exact table recovery on the embedded broker (broker.md)
+    consumer_auto_offset_reset="earliest",
+)
+
+telemetry = app.topic(T.TELEMETRY, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
+instance_events = app.topic(T.INSTANCE_EVENTS, key_type=bytes, value_type=bytes, value_serializer="raw",
+                            key_serializer="raw")
+health_topic = app.topic(T.HEALTH_EVENTS, key_type=bytes, value_type=bytes, value_serializer="raw",
+                         key_serializer="raw")
+
+# instance id -> {"last_seen": ms, "status": HEALTHY|UNHEALTHY, "project": str}
+instances = app.Table("instance-health", default=None, partitions=kafka.partitions)
+announced_silent: set[str] = set()
+
+
+async def announce(instance_id: str, project: str, verdict: health.Verdict) -> None:
+    event = Event("coffer.health.changed.v1", instance_id, source="monitor", project=project, data={
+        "instance_id": instance_id, "status": verdict.status, "category": verdict.category,
+        "reason": verdict.reason, "observed_at": int(time.time() * 1000)})
+    await health_topic.send(key=instance_id.encode(), value=registry().encode(event.type, event.data),
+                            headers=event.headers())
+
+
+class _Record:
+    """The shape plumbing.bus.decode_record reads, from a faust event."""
+    def __init__(self, value: bytes, headers):
+        self.value = value
+        self.headers = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+
+
+def _decode(value: bytes, headers) -> Event | None:
+    try:
+        return decode_record(_Record(value, headers))
+    except DecodeError:
+        return None  # the API's consumer dead-letters malformed records; here they are skipped
+
+
+@app.agent(telemetry)
+async def watch_heartbeats(stream):
+    async for event_ in stream.events():
+        event = _decode(event_.value, event_.headers)
+        if event is None or event.type != "coffer.telemetry.heartbeat.v1":
+            continue
+        iid = event.data["instance_id"]
+        verdict = health.from_heartbeat(event.data["engine_up"])
+        previous = instances[iid]
+        instances[iid] = {"last_seen": event.data["sent_at"], "status": verdict.status, "project": event.project}
+        if iid in announced_silent or previous is None or previous["status"] != verdict.status:
+            announced_silent.discard(iid)
+            await announce(iid, event.project, verdict)
+
+
+@app.agent(instance_events)
+async def forget_deleted(stream):
+    async for event_ in stream.events():
+        event = _decode(event_.value, event_.headers)
+        if event is not None and event.type == "coffer.instance.deleted.v1":
+            iid = event.data["instance_id"]
+            if iid in instances:
+                del instances[iid]
+            announced_silent.discard(iid)
+
+
+@app.timer(interval=1.0)
+async def find_silent_agents():
+    now_ms = int(time.time() * 1000)
+    for iid, state in list(instances.items()):
+        if state is None or iid in announced_silent:
+            continue
+        verdict = health.silent(state["last_seen"], now_ms, SILENCE_SECONDS)
+        if verdict:
+            announced_silent.add(iid)
+            await announce(iid, state.get("project", ""), verdict)

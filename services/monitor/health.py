@@ -1,0 +1,24 @@
+"""Pure health rules: what an instance's heartbeats say about it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str     # HEALTHY, UNHEALTHY
+    category: str
+    reason: str
+
+
+def from_heartbeat(engine_up: bool) -> Verdict:
+    if engine_up:
+        return Verdict("HEALTHY", "availability", "")
+    return Verdict("UNHEALTHY", "availability", "the database engine is not accepting connections")
+
+
+def silent(last_seen_ms: int, now_ms: int, window_s: float) -> Verdict | None:
+    if now_ms - last_seen_ms > window_s * 1000:
+        return Verdict("UNHEALTHY", "availability",
+                       f"no heartbeat from the agent for {(now_ms - last_seen_ms) / 1000:.0f} s")
+    return None

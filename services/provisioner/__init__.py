@@ -1,0 +1,1 @@
+"""Task manager: runs the create/delete sagas and owns compute resources."""

@@ -1,0 +1,61 @@
+"""Entry point: python -m services.provisioner"""
+import asyncio
+import logging
+import os
+
+from plumbing import topics as T
+from plumbing.envelope import Event
+from plumbing.logs import log
+from plumbing.service import ServiceRuntime
+
+from . import drivers
+from .handlers import Provisioner
+from .tables import metadata
+
+DEADLINE_TICK_SECONDS = 0.5
+
+
+async def main() -> None:
+    rt = ServiceRuntime("provisioner", metadata)
+    driver = drivers.load(os.environ.get("COFFER_COMPUTE_DRIVER", "local"))
+    prov = Provisioner(rt.store, driver, rt.kafka.bootstrap)
+    offers = {(o.datastore, o.version): o.version_number for o in driver.offers()}
+
+    routes = {
+        "coffer.instance.create_requested.v1": lambda e: prov.create_requested(e, offers),
+        "coffer.instance.credentials_sealed.v1": prov.credentials_sealed,
+        "coffer.instance.delete_requested.v1": prov.delete_requested,
+        "coffer.placement.placed.v1": prov.placed,
+        "coffer.placement.failed.v1": prov.placement_failed,
+        "coffer.agent.registered.v1": prov.agent_registered,
+        "coffer.agent.command_result.v1": prov.command_result,
+    }
+
+    async def dispatch(event: Event) -> None:
+        await routes[event.type](event)
+
+    # One loop over all three topics: events about one instance are handled in
+    # order, and the range assignor keeps an instance's partitions on one member.
+    rt.consume("coffer-provisioner", [T.INSTANCE_REQUESTS, T.PLACEMENT_EVENTS, T.AGENT_EVENTS],
+               dispatch, set(routes))
+    await rt.start()
+
+    async with rt.store.uow() as uow:
+        for offer in driver.offers():
+            await uow.emit(T.DATASTORE_EVENTS, Event(
+                "coffer.datastore.version_available.v1", f"{offer.datastore}:{offer.version}",
+                {"datastore": offer.datastore, "version": offer.version,
+                 "version_number": offer.version_number, "driver": driver.name, "manager": offer.manager}))
+    relaunched = await prov.restore_running_instances()
+    log(rt.logger, logging.INFO, "instances restored", count=relaunched)
+
+    async def deadlines():
+        while True:
+            await asyncio.sleep(DEADLINE_TICK_SECONDS)
+            await prov.expire_deadlines()
+
+    await rt.serve(deadlines)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

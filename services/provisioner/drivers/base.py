@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatastoreOffer:
+    datastore: str
+    version: str
+    version_number: str
+    manager: str
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    instance_id: str
+    host: str
+    address: str
+    port: int
+    datastore: str
+    version: str
+    ram_mb: int
+    vcpus: int
+    volume_gb: int
+
+
+class ComputeDriver(ABC):
+    """Every call is idempotent: launching a running instance or destroying a
+    destroyed one does nothing."""
+
+    name: str
+
+    @abstractmethod
+    def offers(self) -> list[DatastoreOffer]: ...
+
+    @abstractmethod
+    def allocate_address(self, taken: set[str]) -> str: ...
+
+    @abstractmethod
+    def launch(self, spec: LaunchSpec, kafka_bootstrap: str) -> None: ...
+
+    @abstractmethod
+    def is_running(self, instance_id: str) -> bool: ...
+
+    @abstractmethod
+    def destroy(self, instance_id: str) -> None: ...
+
+    @abstractmethod
+    def stop_all(self) -> None: ...

@@ -1,0 +1,227 @@
+"""Provisioner handlers: each runs in one unit of work (state + inbox + outbox)."""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select, update
+
+from plumbing import topics as T
+from plumbing.envelope import Event
+from plumbing.logs import log
+from plumbing.outbox import Store, UnitOfWork
+
+from .drivers import ComputeDriver, LaunchSpec
+from .saga import CreateSaga
+from .tables import instances, operations
+
+SOURCE = "provisioner"
+logger = logging.getLogger("provisioner")
+
+
+class StaleOperation(Exception):
+    """The saga row changed under us; the consumer retries the event."""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Provisioner:
+    def __init__(self, store: Store, driver: ComputeDriver, kafka_bootstrap: str):
+        self.store, self.driver, self.kafka_bootstrap = store, driver, kafka_bootstrap
+
+    # -- saga persistence ---------------------------------------------------
+    async def _load(self, uow: UnitOfWork, instance_id: str):
+        row = (await uow.conn.execute(select(operations).where(
+            operations.c.op_id == f"{instance_id}:create", operations.c.finished.is_(False)))).first()
+        if row is None:
+            return None, None
+        return row, CreateSaga.from_row(row.step, json.loads(row.data))
+
+    async def _save(self, uow: UnitOfWork, row, saga: CreateSaga, step_changed: bool) -> None:
+        values = dict(step=saga.step, data=json.dumps(saga.to_dict()), version=row.version + 1,
+                      finished=saga.step in ("done", "failed"))
+        if step_changed and not values["finished"]:
+            values["deadline"] = saga.deadline(now())
+        result = await uow.conn.execute(update(operations).where(
+            operations.c.op_id == row.op_id, operations.c.version == row.version).values(**values))
+        if result.rowcount != 1:
+            raise StaleOperation(row.op_id)
+
+    async def _advance(self, event: Event, instance_id: str, change) -> None:
+        """Load the running create saga, apply `change`, persist, perform effects."""
+        async def apply(uow: UnitOfWork):
+            row, saga = await self._load(uow, instance_id)
+            if saga is None:
+                return  # no create running (finished, failed or deleted): nothing to do
+            before = saga.step
+            fault = change(saga)
+            await self._perform(uow, event, instance_id, saga, fault, before)
+            await self._save(uow, row, saga, saga.step != before)
+        await self.store.handled_once(event, apply)
+
+    async def _perform(self, uow: UnitOfWork, event: Event, instance_id: str, saga: CreateSaga,
+                       fault: str | None, step_before: str) -> None:
+        inst = (await uow.conn.execute(select(instances).where(instances.c.instance_id == instance_id))).one()
+        spec = json.loads(inst.spec)
+        for effect in saga.effects:
+            if effect == "launch":
+                await self._launch(uow, event, inst, spec)
+            elif effect == "prepare":
+                saga.prepare_command_id = str(uuid.uuid4())
+                await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.prepare.v1", {
+                    "instance_id": instance_id, "command_id": saga.prepare_command_id, "epoch": inst.epoch,
+                    "databases": spec["databases"], "users": spec["users"],
+                    "sealed_credentials": saga.sealed_credentials}, source=SOURCE))
+            elif effect == "activate":
+                inst = (await uow.conn.execute(select(instances).where(
+                    instances.c.instance_id == instance_id))).one()
+                await uow.conn.execute(update(instances).where(instances.c.instance_id == instance_id)
+                                       .values(status="ACTIVE"))
+                await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.active.v1", {
+                    "instance_id": instance_id, "address": inst.address, "port": inst.port,
+                    "host": inst.host, "zone": inst.zone, "operating_status": "HEALTHY",
+                    "engine_version": spec.get("version_number", "")}, source=SOURCE))
+            elif effect == "fail":
+                await self._fail(uow, event, instance_id, "create", step_before,
+                                 fault or "The database could not be prepared.")
+        saga.effects.clear()
+
+    async def _launch(self, uow: UnitOfWork, event: Event, inst, spec: dict) -> None:
+        address = inst.address
+        if address is None:
+            taken = {r.address for r in (await uow.conn.execute(
+                select(instances.c.address).where(instances.c.address.is_not(None)))).all()}
+            address = self.driver.allocate_address(taken)
+        port = spec["port"]
+        await uow.conn.execute(update(instances).where(instances.c.instance_id == inst.instance_id)
+                               .values(address=address, port=port))
+        self.driver.launch(self._launch_spec(inst, spec, address), self.kafka_bootstrap)
+        await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.provisioning.v1", {
+            "instance_id": inst.instance_id, "host": inst.host, "zone": inst.zone,
+            "address": address, "port": port}, source=SOURCE))
+
+    @staticmethod
+    def _launch_spec(inst, spec: dict, address: str) -> LaunchSpec:
+        return LaunchSpec(instance_id=inst.instance_id, host=inst.host, address=address,
+                          port=spec["port"], datastore=spec["datastore"], version=spec["datastore_version"],
+                          ram_mb=spec["flavor"]["ram_mb"], vcpus=spec["flavor"]["vcpus"],
+                          volume_gb=spec["volume_gb"])
+
+    async def _fail(self, uow: UnitOfWork, event: Event, instance_id: str, operation: str, step: str,
+                    message: str, details: str = "") -> None:
+        """ERROR with a fault, and what was half-built cleaned up."""
+        self.driver.destroy(instance_id)
+        await uow.conn.execute(update(instances).where(instances.c.instance_id == instance_id)
+                               .values(status="ERROR", address=None))
+        await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.failed.v1", {
+            "instance_id": instance_id, "operation": operation, "step": step,
+            "message": message, "details": details}, source=SOURCE))
+        log(logger, logging.WARNING, "operation failed", instance_id=instance_id, operation=operation,
+            step=step, message=message)
+
+    # -- event handlers -----------------------------------------------------
+    async def create_requested(self, event: Event, offers: dict[tuple[str, str], str]) -> None:
+        d = event.data
+
+        async def apply(uow: UnitOfWork):
+            if (await uow.conn.execute(select(instances.c.instance_id).where(
+                    instances.c.instance_id == d["instance_id"]))).first():
+                return
+            spec = dict(d, port=5432, version_number=offers.get((d["datastore"], d["datastore_version"]), ""))
+            await uow.conn.execute(instances.insert().values(
+                instance_id=d["instance_id"], project_id=d["project_id"], spec=json.dumps(spec),
+                status="BUILD", epoch=1))
+            saga = CreateSaga(needs_credentials=bool(d["users"]))
+            await uow.conn.execute(operations.insert().values(
+                op_id=f"{d['instance_id']}:create", instance_id=d["instance_id"], kind="create",
+                step=saga.step, deadline=saga.deadline(now()), data=json.dumps(saga.to_dict()),
+                finished=False, version=0))
+        await self.store.handled_once(event, apply)
+
+    async def placed(self, event: Event) -> None:
+        d = event.data
+
+        async def apply(uow: UnitOfWork):
+            await uow.conn.execute(update(instances).where(instances.c.instance_id == d["instance_id"])
+                                   .values(host=d["host"], zone=d["zone"]))
+        # host and zone first, so the launch effect sees them
+        async with self.store.uow() as uow:
+            await apply(uow)
+        await self._advance(event, d["instance_id"], lambda saga: saga.placed())
+
+    async def placement_failed(self, event: Event) -> None:
+        def change(saga: CreateSaga):
+            saga.step = "failed"
+            saga.effects.append("fail")
+            return event.data["reason"]
+        await self._advance(event, event.data["instance_id"], change)
+
+    async def agent_registered(self, event: Event) -> None:
+        d = event.data
+
+        async def record_key(uow: UnitOfWork):
+            await uow.conn.execute(update(instances).where(instances.c.instance_id == d["instance_id"])
+                                   .values(agent_public_key=d["public_key"]))
+        async with self.store.uow() as uow:
+            await record_key(uow)
+        await self._advance(event, d["instance_id"], lambda saga: saga.agent_registered(d["public_key"]))
+
+    async def credentials_sealed(self, event: Event) -> None:
+        d = event.data
+        await self._advance(event, d["instance_id"],
+                            lambda saga: saga.credentials_arrived(d["sealed"], d["agent_public_key"]))
+
+    async def command_result(self, event: Event) -> None:
+        d = event.data
+        if d["command"] != "prepare":
+            return
+
+        def change(saga: CreateSaga):
+            saga.prepare_finished(d["command_id"], d["success"])
+            return None if d["success"] else f"The database could not be prepared: {d['error']}"
+        await self._advance(event, d["instance_id"], change)
+
+    async def delete_requested(self, event: Event) -> None:
+        instance_id = event.data["instance_id"]
+
+        async def apply(uow: UnitOfWork):
+            await uow.conn.execute(update(operations).where(
+                operations.c.instance_id == instance_id, operations.c.finished.is_(False))
+                .values(finished=True, step="cancelled"))
+            self.driver.destroy(instance_id)
+            await uow.conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
+            await uow.emit(T.INSTANCE_EVENTS, event.caused(
+                "coffer.instance.deleted.v1", {"instance_id": instance_id}, source=SOURCE))
+        await self.store.handled_once(event, apply)
+
+    # -- background duties --------------------------------------------------
+    async def expire_deadlines(self) -> int:
+        """Fail every saga whose current step outlived its deadline."""
+        async with self.store.engine.connect() as conn:
+            due = (await conn.execute(select(operations.c.instance_id).where(
+                operations.c.finished.is_(False), operations.c.deadline < now()))).all()
+        for (instance_id,) in due:
+            tick = Event("coffer.internal.deadline", instance_id, {}, source=SOURCE)
+            try:
+                await self._advance(tick, instance_id, lambda saga: saga.expired())
+            except StaleOperation:
+                pass  # an event moved it on meanwhile; look again next tick
+        return len(due)
+
+    async def restore_running_instances(self) -> int:
+        """After a restart of the whole stack, bring back the agents of instances that
+        should be running (their data directories are still there)."""
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(select(instances).where(
+                instances.c.status.in_(["ACTIVE", "BUILD"]), instances.c.address.is_not(None)))).all()
+        count = 0
+        for inst in rows:
+            if not self.driver.is_running(inst.instance_id):
+                self.driver.launch(self._launch_spec(inst, json.loads(inst.spec), inst.address),
+                                   self.kafka_bootstrap)
+                count += 1
+        return count

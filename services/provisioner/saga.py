@@ -1,0 +1,86 @@
+"""The create saga as a pure state machine. Every step has a deadline; the
+handlers persist the state and perform the effects this module asks for."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+def _seconds(name: str, default: float) -> float:
+    return float(os.environ.get(f"COFFER_DEADLINE_{name.upper()}", default))
+
+
+# Deadline of each step, in seconds (environment COFFER_DEADLINE_<STEP> overrides).
+STEP_DEADLINES = {
+    "placing": _seconds("placing", 30),
+    "registering": _seconds("registering", 60),
+    "awaiting_credentials": _seconds("awaiting_credentials", 30),
+    "preparing": _seconds("preparing", 120),
+}
+
+FAULTS = {
+    "placing": "The scheduler did not place the instance in time.",
+    "registering": "The instance's agent did not start in time.",
+    "awaiting_credentials": "The user credentials did not reach the provisioner in time.",
+    "preparing": "The database did not become ready in time.",
+}
+
+
+@dataclass
+class CreateSaga:
+    step: str = "placing"
+    needs_credentials: bool = False
+    registered: bool = False
+    sealed_credentials: str | None = None
+    agent_public_key: str | None = None
+    prepare_command_id: str | None = None
+    effects: list[str] = field(default_factory=list)  # what the handler must do now
+
+    def deadline(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=STEP_DEADLINES[self.step])
+
+    def placed(self) -> None:
+        if self.step == "placing":
+            self.step = "registering"
+            self.effects.append("launch")
+
+    def agent_registered(self, public_key: str) -> None:
+        if self.agent_public_key and self.agent_public_key != public_key:
+            # a restarted agent with a new key: sealed secrets no longer open
+            self.sealed_credentials = None
+        self.registered, self.agent_public_key = True, public_key
+        self._maybe_prepare()
+
+    def credentials_arrived(self, sealed: str, public_key: str) -> None:
+        if public_key == self.agent_public_key or not self.registered:
+            self.sealed_credentials = sealed
+            self._maybe_prepare()
+
+    def _maybe_prepare(self) -> None:
+        if self.step not in ("registering", "awaiting_credentials") or not self.registered:
+            return
+        if self.needs_credentials and not self.sealed_credentials:
+            self.step = "awaiting_credentials"
+            return
+        self.step = "preparing"
+        self.effects.append("prepare")
+
+    def prepare_finished(self, command_id: str, success: bool) -> None:
+        if self.step != "preparing" or command_id != self.prepare_command_id:
+            return
+        self.step = "done" if success else "failed"
+        self.effects.append("activate" if success else "fail")
+
+    def expired(self) -> str:
+        fault = FAULTS[self.step]
+        self.step = "failed"
+        self.effects.append("fail")
+        return fault
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("effects", "step")}
+
+    @classmethod
+    def from_row(cls, step: str, data: dict) -> "CreateSaga":
+        return cls(step=step, **data)

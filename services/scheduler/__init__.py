@@ -1,0 +1,1 @@
+"""Placement: hosts, capacity, zones; answers "where" for each instance."""
