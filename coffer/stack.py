@@ -33,8 +33,8 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def env(self) -> dict:
-        env = dict(os.environ, COFFER_HOME=str(self.home), COFFER_API_PORT=str(self.api_port),
-                   PYTHONUNBUFFERED="1", **self.extra_env)
+        env = {**os.environ, "COFFER_HOME": str(self.home), "COFFER_API_PORT": str(self.api_port),
+               "PYTHONUNBUFFERED": "1", **self.extra_env}
         env["COFFER_KAFKA_BOOTSTRAP"] = self.bootstrap
         return env
 

@@ -10,7 +10,7 @@ import faust
 from plumbing import topics as T
 from plumbing.bus import DecodeError, decode_record
 from plumbing.codec import registry
-from plumbing.config import KafkaSettings
+from plumbing.config import KafkaSettings, coffer_home
 from plumbing.envelope import Event
 
 from . import health
@@ -22,6 +22,7 @@ app = faust.App(
     os.environ.get("COFFER_MONITOR_APP_ID", "coffer-monitor") + kafka.group_suffix,
     broker=f"kafka://{kafka.bootstrap}",
     store="memory://",
+    datadir=str(coffer_home() / "monitor"),
     web_enabled=False,
     topic_partitions=kafka.partitions,
     topic_replication_factor=kafka.replication_factor,
@@ -72,7 +73,7 @@ async def watch_heartbeats(stream):
             continue
         iid = event.data["instance_id"]
         verdict = health.from_heartbeat(event.data["engine_up"])
-        previous = instances[iid]
+        previous = instances.get(iid)
         instances[iid] = {"last_seen": event.data["sent_at"], "status": verdict.status, "project": event.project}
         if iid in announced_silent or previous is None or previous["status"] != verdict.status:
             announced_silent.discard(iid)

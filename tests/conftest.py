@@ -1,0 +1,119 @@
+"""Shared fixtures: the real broker, the services' databases on the real
+PostgreSQL at 127.0.0.1:5432 (SQLite when it is not reachable, said loudly),
+and the whole stack as processes."""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from plumbing import broker
+
+RUN_ID = uuid.uuid4().hex[:8]
+SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor"]
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+
+
+def postgres_reachable() -> bool:
+    try:
+        psycopg.connect(PG_ADMIN).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def service_databases():
+    """COFFER_DATABASE_URL_TEMPLATE for the services: one fresh PostgreSQL database each."""
+    if not postgres_reachable():
+        print("\n*** PostgreSQL at 127.0.0.1:5432 is not reachable: the services use SQLite in these tests ***")
+        yield None
+        return
+    names = [f"coffer_{RUN_ID}_{s}" for s in SERVICES + ["plumbing"]]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/coffer_{RUN_ID}_{{service}}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    """A real embedded broker on a free port."""
+    port = broker.free_port()
+    proc = broker.start(port)
+    yield f"127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture(scope="session")
+def coffer_home():
+    # under /tmp: the engines' OS users must be able to traverse the path
+    home = Path(tempfile.mkdtemp(prefix=f"coffer-test-{RUN_ID}-", dir="/tmp"))
+    os.chmod(home, 0o755)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def stack_env(kafka: str, coffer_home: Path, service_databases: str | None) -> dict:
+    octets = (random.randint(20, 250), random.randint(0, 255))
+    env = {
+        "COFFER_KAFKA_BOOTSTRAP": kafka,
+        "COFFER_KAFKA_GROUP_SUFFIX": f"-{RUN_ID}",
+        "COFFER_MONITOR_APP_ID": f"coffer-monitor-{RUN_ID}",
+        # addresses of this run only, apart from any `make run` on the machine
+        "COFFER_LOCAL_ADDRESS_RANGE": f"127.{octets[0]}.{octets[1]}.0/24",
+        "COFFER_HOME": str(coffer_home),
+    }
+    if service_databases:
+        env["COFFER_DATABASE_URL_TEMPLATE"] = service_databases
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(kafka, coffer_home, service_databases):
+    from coffer.cli import _create_token
+    from coffer.stack import Stack
+
+    env = stack_env(kafka, coffer_home, service_databases)
+    os.environ.update(env)  # so the CLI's token helper finds the API's database
+    running = Stack(home=coffer_home, api_port=broker.free_port(), extra_env=env)
+    running.start()
+    running.project = f"proj-{RUN_ID}"
+    running.admin_token = asyncio.run(_create_token(running.project, "admin"))
+    running.member_token = asyncio.run(_create_token(running.project, "member"))
+    running.wait_ready(running.admin_token, running.project)
+    yield running
+    running.stop()
+
+
+def trove(stack, token: str | None = None, project: str | None = None):
+    """python-troveclient through a keystoneauth session, no Keystone."""
+    from keystoneauth1 import session
+    from keystoneauth1.token_endpoint import Token
+    from troveclient.v1 import client
+
+    url = f"{stack.api_url}/v1.0/{project or stack.project}"
+    return client.Client(session=session.Session(auth=Token(url, token or stack.member_token)))
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
