@@ -87,7 +87,10 @@ def stack(kafka, coffer_home, service_databases):
     from coffer.stack import Stack
 
     env = stack_env(kafka, coffer_home, service_databases)
-    os.environ.update(env)  # so the CLI's token helper finds the API's database
+    # so the CLI's token helper finds the API's database
+    for key in ("COFFER_HOME", "COFFER_DATABASE_URL_TEMPLATE"):
+        if key in env:
+            os.environ[key] = env[key]
     running = Stack(home=coffer_home, api_port=broker.free_port(), extra_env=env)
     running.start()
     running.project = f"proj-{RUN_ID}"

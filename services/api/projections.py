@@ -79,8 +79,12 @@ class Projections:
             instances.c.id == d["instance_id"], instances.c.status == "ACTIVE").values(operating_status=d["status"]))
 
     async def agent_registered(self, uow, event):
-        """Seal the waiting passwords to the agent's key and hand them on."""
+        """A (re)started agent: its engine is on its way up, and any waiting
+        passwords are sealed to its key and handed on."""
         d = event.data
+        await uow.conn.execute(update(instances).where(
+            instances.c.id == d["instance_id"], instances.c.status == "ACTIVE").values(
+            operating_status="RESTARTING", updated_at=now()))
         row = (await uow.conn.execute(select(pending_credentials).where(
             pending_credentials.c.instance_id == d["instance_id"]))).first()
         if row is None:

@@ -38,7 +38,7 @@ instance_events = app.topic(T.INSTANCE_EVENTS, key_type=bytes, value_type=bytes,
 health_topic = app.topic(T.HEALTH_EVENTS, key_type=bytes, value_type=bytes, value_serializer="raw",
                          key_serializer="raw")
 
-# instance id -> {"last_seen": ms, "status": HEALTHY|UNHEALTHY, "project": str}
+# instance id -> {"last_seen": ms, "status": HEALTHY|UNHEALTHY, "project": str, "seq": int}
 instances = app.Table("instance-health", default=None, partitions=kafka.partitions)
 announced_silent: set[str] = set()
 
@@ -74,8 +74,12 @@ async def watch_heartbeats(stream):
         iid = event.data["instance_id"]
         verdict = health.from_heartbeat(event.data["engine_up"])
         previous = instances.get(iid)
-        instances[iid] = {"last_seen": event.data["sent_at"], "status": verdict.status, "project": event.project}
-        if iid in announced_silent or previous is None or previous["status"] != verdict.status:
+        sent_at_ms = int(event.data["sent_at"].timestamp() * 1000)  # Avro timestamp-millis decodes to datetime
+        seq = event.data["seq"]
+        instances[iid] = {"last_seen": sent_at_ms, "status": verdict.status, "project": event.project, "seq": seq}
+        # a restarted agent counts from 1 again: announce, whatever was known before
+        restarted = previous is not None and seq <= previous.get("seq", 0)
+        if iid in announced_silent or previous is None or restarted or previous["status"] != verdict.status:
             announced_silent.discard(iid)
             await announce(iid, event.project, verdict)
 

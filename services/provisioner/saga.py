@@ -33,6 +33,7 @@ class CreateSaga:
     needs_credentials: bool = False
     registered: bool = False
     sealed_credentials: str | None = None
+    sealed_for: str | None = None
     agent_public_key: str | None = None
     prepare_command_id: str | None = None
     effects: list[str] = field(default_factory=list)  # what the handler must do now
@@ -46,21 +47,18 @@ class CreateSaga:
             self.effects.append("launch")
 
     def agent_registered(self, public_key: str) -> None:
-        if self.agent_public_key and self.agent_public_key != public_key:
-            # a restarted agent with a new key: sealed secrets no longer open
-            self.sealed_credentials = None
         self.registered, self.agent_public_key = True, public_key
         self._maybe_prepare()
 
     def credentials_arrived(self, sealed: str, public_key: str) -> None:
-        if public_key == self.agent_public_key or not self.registered:
-            self.sealed_credentials = sealed
-            self._maybe_prepare()
+        self.sealed_credentials, self.sealed_for = sealed, public_key
+        self._maybe_prepare()
 
     def _maybe_prepare(self) -> None:
         if self.step not in ("registering", "awaiting_credentials") or not self.registered:
             return
-        if self.needs_credentials and not self.sealed_credentials:
+        # credentials only open with the key they were sealed to
+        if self.needs_credentials and not (self.sealed_credentials and self.sealed_for == self.agent_public_key):
             self.step = "awaiting_credentials"
             return
         self.step = "preparing"
