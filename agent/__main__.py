@@ -1,13 +1,18 @@
-"""Entry point: python -m agent <instance dir>/agent.json"""
-import asyncio
-import json
-import sys
-from pathlib import Path
+"""Entry point: python -m agent <instance dir>/agent.json
 
-from plumbing import logs
+The engine's bring-up starts in a thread first; the heavier imports (Kafka,
+crypto, database driver) happen while the engine boots."""
+import time
 
-from .manager import InstanceConfig
-from .runtime import Agent
+STARTED = time.monotonic()
+
+import concurrent.futures  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from .manager import InstanceConfig, bootstrap_function  # noqa: E402
 
 
 def main() -> None:
@@ -15,12 +20,30 @@ def main() -> None:
     raw = json.loads(path.read_text())
     fields = InstanceConfig.__dataclass_fields__
     config = InstanceConfig(**{k: v for k, v in raw.items() if k in fields}, directory=path.parent)
+
+    engine_up: concurrent.futures.Future = concurrent.futures.Future()
+
+    def bring_up():
+        try:
+            bootstrap_function(config)()
+            engine_up.set_result(True)
+        except Exception as exc:  # handed to the agent, which reports it
+            engine_up.set_exception(exc)
+
+    threading.Thread(target=bring_up, name="engine-bootstrap", daemon=True).start()
+
+    import asyncio
+
+    from plumbing import logs
+
+    from .runtime import Agent
+
     logs.setup(f"agent/{config.instance_id}")
-    asyncio.run(run(config))
 
+    async def run() -> None:
+        await Agent(config, engine_up, STARTED).run()  # aiokafka clients must be made inside the event loop
 
-async def run(config: InstanceConfig) -> None:
-    await Agent(config).run()  # aiokafka clients must be made inside the event loop
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

@@ -63,6 +63,16 @@ class DatastoreManager(ABC):
     async def metrics(self) -> Metrics: ...
 
 
+def bootstrap_function(config: InstanceConfig):
+    """The plugin's blocking, stdlib-only bring-up, so the agent can start the
+    engine in a thread before it imports its bus and database clients."""
+    if config.datastore == "postgresql":
+        from .datastores.postgresql.bootstrap import bootstrap
+        return lambda: bootstrap(config.directory, Path(config.templates_dir), config.version,
+                                 config.address, config.port, config.ram_mb)
+    raise ValueError(f"no agent plugin for datastore {config.datastore!r}")
+
+
 def load(config: InstanceConfig) -> DatastoreManager:
     if config.datastore == "postgresql":
         from .datastores.postgresql.manager import PostgresManager

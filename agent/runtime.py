@@ -3,6 +3,7 @@ commands for this instance, and send a heartbeat every second."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import signal
@@ -38,8 +39,11 @@ def load_key(path: Path) -> PrivateKey:
 
 
 class Agent:
-    def __init__(self, config: InstanceConfig):
+    def __init__(self, config: InstanceConfig, engine_starting: concurrent.futures.Future | None = None,
+                 started: float | None = None):
         self.config = config
+        self.started = started or time.monotonic()
+        self.engine_starting = engine_starting  # a bring-up already under way, if any
         self.key = load_key(config.directory / "agent.key")
         self.manager: DatastoreManager = load(config)
         self.kafka = KafkaSettings(bootstrap=config.kafka_bootstrap)
@@ -61,17 +65,23 @@ class Agent:
             "instance_id": c.instance_id, "host": c.host, "address": c.address, "port": c.port,
             "public_key": sealing.public_key_b64(self.key), "datastore": c.datastore,
             "engine_version": await self.manager.engine_version()}))
+        log(logger, logging.INFO, "registered", seconds_since_agent_start=self._since_start())
+
+    def _since_start(self) -> float:
+        return round(time.monotonic() - self.started, 3)
 
     async def bring_up_engine(self) -> None:
-        started = time.monotonic()
         try:
-            await self.manager.bootstrap()
+            if self.engine_starting is not None:
+                await asyncio.wrap_future(self.engine_starting)
+            else:
+                await self.manager.bootstrap()
         except Exception as exc:  # reported to whoever waits for the engine
             log(logger, logging.ERROR, "engine failed to start", error=str(exc))
             self.engine_up.set_exception(exc)
             return
         self.engine_up.set_result(True)
-        log(logger, logging.INFO, "engine up", seconds=round(time.monotonic() - started, 3))
+        log(logger, logging.INFO, "engine up", seconds_since_agent_start=self._since_start())
 
     def engine_running(self) -> bool:
         return self.engine_up.done() and not self.engine_up.exception()
@@ -99,7 +109,8 @@ class Agent:
         except Exception as exc:  # report every failure; the saga decides what follows
             error = f"{type(exc).__name__}: {exc}"
         log(logger, logging.INFO if not error else logging.ERROR, "command done",
-            command=name, command_id=command.data.get("command_id"), error=error)
+            command=name, command_id=command.data.get("command_id"), error=error,
+            seconds_since_agent_start=self._since_start())
         await self.producer.send(T.AGENT_EVENTS, self._event("coffer.agent.command_result.v1", {
             "instance_id": self.config.instance_id, "command_id": command.data.get("command_id", ""),
             "command": name, "success": not error, "error": error}, cause=command))
@@ -132,11 +143,11 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        self.engine_up = loop.create_future()
+        # the engine boots while the bus connects, the key travels and the credentials are sealed
+        tasks = [asyncio.create_task(self.bring_up_engine())]
         await self.producer.start()
         await self.channel.start()
-        self.engine_up = loop.create_future()
-        # the engine boots while the key travels and the credentials are sealed
-        tasks = [asyncio.create_task(self.bring_up_engine())]
         await self.register()
         tasks += [asyncio.create_task(self.obey()), asyncio.create_task(self.heartbeat())]
         waiter = asyncio.create_task(stop.wait())

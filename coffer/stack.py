@@ -2,6 +2,7 @@
 Stopping it stops the services, then the instances' agents (data is kept)."""
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -17,6 +18,13 @@ from plumbing import broker
 from plumbing.config import coffer_home
 
 SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor"]
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in each service child: a launcher that dies, even by SIGKILL, takes its
+    services with it instead of leaving them orphaned."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -59,7 +67,8 @@ class Stack:
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=self.env(),
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent)
         self.procs[name] = proc
         return proc
 
@@ -102,15 +111,15 @@ class Stack:
             proc.wait()
 
     def stop(self, stop_instances: bool = True) -> None:
+        for proc in self.procs.values():  # all at once: each takes about a second to leave its groups
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for name in list(self.procs):
             self.stop_service(name)
         if stop_instances:
             from services.provisioner.drivers.local import LocalDriver
             LocalDriver(self.home).stop_all()
         if self.broker_proc is not None:
-            self.broker_proc.terminate()
-            try:
-                self.broker_proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.broker_proc.kill()
+            self.broker_proc.kill()  # memory storage: nothing to flush, and it ignores SIGTERM for seconds
+            self.broker_proc.wait()
             self.broker_proc = None

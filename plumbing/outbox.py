@@ -116,16 +116,29 @@ class Store:
                 await asyncio.sleep(poll_seconds)
 
     async def _publish_batch(self, producer: Producer, size: int = 200) -> int:
-        async with self.engine.begin() as conn:
-            query = select(self.outbox).order_by(self.outbox.c.id).limit(size)
-            if is_postgres(self.engine):
-                query = query.with_for_update(skip_locked=True)
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                return 0
-            futures = [await producer.send_raw(r.topic, r.key.encode(), r.value,
-                                               [(k, v.encode()) for k, v in json.loads(r.headers)])
-                       for r in rows]
-            await asyncio.gather(*futures)
-            await conn.execute(delete(self.outbox).where(self.outbox.c.id.in_([r.id for r in rows])))
+        query = select(self.outbox).order_by(self.outbox.c.id).limit(size)
+        if is_postgres(self.engine):
+            # row locks let several relays of one service share the outbox
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+                await self._send(producer, rows)
+                await self._delete(conn, rows)
             return len(rows)
+        # SQLite has one writer: never hold its lock while waiting for the broker
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        await self._send(producer, rows)
+        async with self.engine.begin() as conn:
+            await self._delete(conn, rows)
+        return len(rows)
+
+    @staticmethod
+    async def _send(producer: Producer, rows) -> None:
+        futures = [await producer.send_raw(r.topic, r.key.encode(), r.value,
+                                           [(k, v.encode()) for k, v in json.loads(r.headers)])
+                   for r in rows]
+        await asyncio.gather(*futures)
+
+    async def _delete(self, conn, rows) -> None:
+        if rows:
+            await conn.execute(delete(self.outbox).where(self.outbox.c.id.in_([r.id for r in rows])))

@@ -1,10 +1,12 @@
-"""PostgreSQL refuses to run as root: its binaries run as the postgres OS user."""
+"""PostgreSQL refuses to run as root: its binaries run as the postgres OS user.
+Plain blocking subprocess calls: the agent runs them in a thread, so the engine
+can start while the agent is still importing its bus clients."""
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import shutil
+import subprocess
 from pathlib import Path
 
 ENGINE_USER = "postgres"
@@ -31,16 +33,13 @@ def chown_to_engine_user(path: Path) -> None:
     shutil.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-async def run(argv: list[str], timeout: float = 120, as_engine: bool = True) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *(as_engine_user(argv) if as_engine else argv), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL, cwd="/")
+def run(argv: list[str], timeout: float = 120, as_engine: bool = True) -> str:
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
+        done = subprocess.run(as_engine_user(argv) if as_engine else argv, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd="/", timeout=timeout)
+    except subprocess.TimeoutExpired:
         raise EngineCommandError(f"{Path(argv[0]).name} timed out after {timeout:.0f} s")
-    text = out.decode(errors="replace")
-    if proc.returncode != 0:
-        raise EngineCommandError(f"{Path(argv[0]).name} exited {proc.returncode}: {text.strip()[-800:]}")
+    text = done.stdout.decode(errors="replace")
+    if done.returncode != 0:
+        raise EngineCommandError(f"{Path(argv[0]).name} exited {done.returncode}: {text.strip()[-800:]}")
     return text

@@ -17,7 +17,7 @@ host    all   all   ::/0          scram-sha-256
 """
 
 
-async def ensure_template(templates_dir: Path, version: str) -> Path:
+def ensure_template(templates_dir: Path, version: str) -> Path:
     template = templates_dir / f"postgresql-{version}"
     if (template / "PG_VERSION").exists():
         return template
@@ -27,7 +27,7 @@ async def ensure_template(templates_dir: Path, version: str) -> Path:
     scratch = templates_dir / f".postgresql-{version}-{uuid.uuid4().hex}"
     scratch.mkdir(mode=0o700)
     chown_to_engine_user(scratch)
-    await run([str(bindir(version) / "initdb"), "-D", str(scratch), "--username=postgres",
+    run([str(bindir(version) / "initdb"), "-D", str(scratch), "--username=postgres",
                "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
                "--locale=C.UTF-8"], timeout=120)
     with open(scratch / "postgresql.conf", "a") as conf:
@@ -59,15 +59,15 @@ def settings(address: str, port: int, socket_dir: Path, ram_mb: int) -> str:
     ])
 
 
-async def ensure_data_directory(data: Path, templates_dir: Path, version: str) -> bool:
+def ensure_data_directory(data: Path, templates_dir: Path, version: str) -> bool:
     """True when a new data directory was made."""
     if (data / "PG_VERSION").exists():
         return False
-    template = await ensure_template(templates_dir, version)
+    template = ensure_template(templates_dir, version)
     partial = data.with_name(data.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     # as root: it keeps the template's owner and may write in the instance directory
-    await run(["cp", "-a", str(template), str(partial)], timeout=120, as_engine=False)
+    run(["cp", "-a", str(template), str(partial)], timeout=120, as_engine=False)
     os.chmod(partial, 0o700)
     partial.rename(data)
     return True

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -7,9 +8,10 @@ from pathlib import Path
 import psycopg
 
 from ...manager import DatastoreManager, Metrics, UserSpec
-from ...processes import dir_size, tree_usage
-from . import initdb, run, status, users
-from .engine_user import bindir, chown_to_engine_user
+from ...processes import dir_size, usage
+from . import run, status, users
+from .bootstrap import bootstrap
+from .engine_user import bindir
 from .engine_user import run as run_engine
 
 DISK_SAMPLE_SECONDS = 10
@@ -20,32 +22,23 @@ class PostgresManager(DatastoreManager):
         super().__init__(config)
         self.data = config.directory / "data"
         self.socket_dir = config.directory / "run"
-        self.log = config.directory / "postgresql.log"
         self._conn: psycopg.AsyncConnection | None = None
         self._disk = (0.0, 0)
 
     async def engine_version(self) -> str:
-        out = await run_engine([str(bindir(self.config.version) / "postgres"), "--version"])
+        out = await asyncio.to_thread(run_engine, [str(bindir(self.config.version) / "postgres"), "--version"])
         m = re.search(r"\(PostgreSQL\) (\S+)", out)
         return m.group(1) if m else self.config.version
 
     async def bootstrap(self) -> None:
         c = self.config
-        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
-        chown_to_engine_user(self.socket_dir)
-        await initdb.ensure_data_directory(self.data, Path(c.templates_dir), c.version)
-        conf = self.data / "coffer.conf"
-        conf.write_text(initdb.settings(c.address, c.port, self.socket_dir, c.ram_mb))
-        chown_to_engine_user(conf)
-        self.log.touch()
-        chown_to_engine_user(self.log)
-        await run.start(c.version, self.data, self.log)
+        await asyncio.to_thread(bootstrap, c.directory, Path(c.templates_dir), c.version, c.address, c.port, c.ram_mb)
 
     async def stop(self) -> None:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
-        await run.stop(self.config.version, self.data)
+        await asyncio.to_thread(run.stop, self.config.version, self.data)
 
     async def prepare(self, databases: list[dict], user_specs: list[UserSpec]) -> None:
         async with await users.connect(str(self.socket_dir), self.config.port) as conn:
@@ -57,11 +50,11 @@ class PostgresManager(DatastoreManager):
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = await users.connect(str(self.socket_dir), self.config.port)
-            connections, xact = await status.counters(self._conn)
+            connections, xact, server_pids = await status.counters(self._conn)
         except psycopg.Error:
             self._conn = None
             return Metrics(engine_up=False, disk_used_bytes=self._disk[1])
-        cpu, rss = tree_usage(pid) if pid else (0.0, 0)
+        cpu, rss = usage(([pid] if pid else []) + server_pids)
         if time.monotonic() - self._disk[0] > DISK_SAMPLE_SECONDS:
             self._disk = (time.monotonic(), dir_size(self.data))
         return Metrics(True, connections, xact, cpu, rss, self._disk[1])

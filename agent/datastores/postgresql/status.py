@@ -4,8 +4,10 @@ from __future__ import annotations
 import psycopg
 
 
-async def counters(conn: psycopg.AsyncConnection) -> tuple[int, int]:
-    row = await (await conn.execute(
-        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
-        " (SELECT coalesce(sum(xact_commit), 0) FROM pg_stat_database)")).fetchone()
-    return int(row[0]), int(row[1])
+async def counters(conn: psycopg.AsyncConnection) -> tuple[int, int, list[int]]:
+    """(client connections, committed transactions, pids of every server process
+    but the postmaster): pg_stat_activity lists auxiliary processes too."""
+    rows = await (await conn.execute(
+        "SELECT pid, backend_type = 'client backend' FROM pg_stat_activity")).fetchall()
+    xact = await (await conn.execute("SELECT coalesce(sum(xact_commit), 0) FROM pg_stat_database")).fetchone()
+    return sum(1 for _pid, client in rows if client), int(xact[0]), [pid for pid, _client in rows]

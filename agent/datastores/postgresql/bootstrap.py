@@ -1,0 +1,21 @@
+"""Bring the engine up from nothing or from an existing data directory. Blocking
+and stdlib-only, so the agent can start it before it imports anything heavy."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import initdb, run
+from .engine_user import chown_to_engine_user
+
+
+def bootstrap(directory: Path, templates_dir: Path, version: str, address: str, port: int, ram_mb: int) -> None:
+    socket_dir, data, log = directory / "run", directory / "data", directory / "postgresql.log"
+    socket_dir.mkdir(mode=0o700, exist_ok=True)
+    chown_to_engine_user(socket_dir)
+    initdb.ensure_data_directory(data, templates_dir, version)
+    conf = data / "coffer.conf"
+    conf.write_text(initdb.settings(address, port, socket_dir, ram_mb))
+    chown_to_engine_user(conf)
+    log.touch()
+    chown_to_engine_user(log)
+    run.start(version, data, log)

@@ -1,0 +1,96 @@
+"""Bad input gets Trove's error bodies and status codes, and creates nothing."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.e2e.test_instance_lifecycle import installed_pg_version
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def api(stack):
+    base = f"{stack.api_url}/v1.0/{stack.project}"
+
+    def call(method, path, token=None, **kw):
+        headers = {"X-Auth-Token": token or stack.member_token, **kw.pop("headers", {})}
+        return requests.request(method, base + path, headers=headers, timeout=10, **kw)
+    return call
+
+
+def instance_count(api) -> int:
+    return len(api("GET", "/instances").json()["instances"])
+
+
+def fault(response, name: str, code: int) -> str:
+    assert response.status_code == code, response.text
+    body = response.json()
+    assert list(body) == [name] and body[name]["code"] == code
+    return body[name]["message"]
+
+
+def good_body(**overrides) -> dict:
+    body = {"name": "x", "flavorRef": "d1", "volume": {"size": 1},
+            "datastore": {"type": "postgresql", "version": installed_pg_version()}}
+    body.update(overrides)
+    return {"instance": body}
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"flavorRef": "nope"}, "Flavor nope could not be found"),
+    ({"volume": None}, "Volume size was not specified"),
+    ({"volume": {"size": 0}}, "volume"),
+    ({"name": ""}, "name"),
+    ({"datastore": {"type": "postgresql", "version": "0.1"}}, "Datastore version '0.1' cannot be found"),
+    ({"databases": [{"name": "a"}, {"name": "a"}]}, "more than once"),
+    ({"databases": [{"name": "postgres"}]}, "reserved"),
+    ({"users": [{"name": "u"}]}, "needs a password"),
+    ({"users": [{"name": "u", "password": "p", "databases": [{"name": "other"}]}]}, "not in the instance's databases"),
+])
+def test_invalid_create_is_400_and_creates_nothing(api, overrides, fragment):
+    before = instance_count(api)
+    message = fault(api("POST", "/instances", json=good_body(**overrides)), "badRequest", 400)
+    assert fragment in message
+    assert instance_count(api) == before
+
+
+def test_unknown_datastore_is_404(api):
+    fault(api("POST", "/instances", json=good_body(datastore={"type": "nosuchdb"})), "itemNotFound", 404)
+
+
+def test_malformed_and_missing_bodies(api):
+    fault(api("POST", "/instances", data="{not json", headers={"Content-Type": "application/json"}),
+          "badRequest", 400)
+    fault(api("POST", "/instances"), "badRequest", 400)
+    assert api("POST", "/instances", data="x", headers={"Content-Type": "text/plain"}).status_code == 415
+
+
+def test_unknown_ids_are_404(api):
+    fault(api("GET", "/instances/00000000-0000-0000-0000-000000000000"), "itemNotFound", 404)
+    fault(api("DELETE", "/instances/nope"), "itemNotFound", 404)
+    fault(api("GET", "/flavors/nope"), "itemNotFound", 404)
+    fault(api("GET", "/datastores/nope"), "itemNotFound", 404)
+    fault(api("GET", "/no-such-collection"), "itemNotFound", 404)
+
+
+def test_tokens_and_project_scoping(api, stack):
+    fault(api("GET", "/instances", token="cft_forged"), "unauthorized", 401)
+    other = requests.get(f"{stack.api_url}/v1.0/someone-else/instances",
+                         headers={"X-Auth-Token": stack.member_token}, timeout=10)
+    message = fault(other, "forbidden", 403)
+    assert stack.project in message
+
+
+def test_reader_cannot_create(api, stack):
+    import asyncio
+
+    from coffer.cli import _create_token
+    reader = asyncio.run(_create_token(stack.project, "reader"))
+    assert api("GET", "/instances", token=reader).status_code == 200
+    fault(api("POST", "/instances", token=reader, json=good_body()), "forbidden", 403)
+
+
+def test_versions_document_needs_no_token(stack):
+    body = requests.get(stack.api_url + "/", timeout=10).json()
+    assert body["versions"][0]["id"] == "v1.0"
