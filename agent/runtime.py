@@ -59,12 +59,12 @@ class Agent:
             return cause.caused(type_, data, subject=self.config.instance_id, source=self.producer.source)
         return Event(type_, self.config.instance_id, data, source=self.producer.source)
 
-    async def register(self) -> None:
+    async def register(self, engine_version: str) -> None:
         c = self.config
         await self.producer.send(T.AGENT_EVENTS, self._event("coffer.agent.registered.v1", {
             "instance_id": c.instance_id, "host": c.host, "address": c.address, "port": c.port,
             "public_key": sealing.public_key_b64(self.key), "datastore": c.datastore,
-            "engine_version": await self.manager.engine_version()}))
+            "engine_version": engine_version}))
         log(logger, logging.INFO, "registered", seconds_since_agent_start=self._since_start())
 
     def _since_start(self) -> float:
@@ -146,9 +146,9 @@ class Agent:
         self.engine_up = loop.create_future()
         # the engine boots while the bus connects, the key travels and the credentials are sealed
         tasks = [asyncio.create_task(self.bring_up_engine())]
-        await self.producer.start()
-        await self.channel.start()
-        await self.register()
+        engine_version, *_ = await asyncio.gather(self.manager.engine_version(), self.producer.start(),
+                                                  self.channel.start())
+        await self.register(engine_version)
         tasks += [asyncio.create_task(self.obey()), asyncio.create_task(self.heartbeat())]
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait(tasks[1:] + [waiter], return_when=asyncio.FIRST_COMPLETED)

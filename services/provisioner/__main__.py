@@ -18,6 +18,7 @@ DEADLINE_TICK_SECONDS = 0.5
 async def main() -> None:
     rt = ServiceRuntime("provisioner", metadata)
     driver = drivers.load(os.environ.get("COFFER_COMPUTE_DRIVER", "local"))
+    driver.start()
     prov = Provisioner(rt.store, driver, rt.kafka.bootstrap)
     offers = {(o.datastore, o.version): o.version_number for o in driver.offers()}
 

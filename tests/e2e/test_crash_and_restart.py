@@ -23,12 +23,12 @@ pytestmark = pytest.mark.e2e
 
 
 def agent_processes(instance_dir: Path) -> list[int]:
-    marker = str(instance_dir / "agent.json").encode()
+    """Agents write their output to the instance's agent.log."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if marker in (proc / "cmdline").read_bytes():
+                if os.readlink(proc / "fd" / "1") == str(instance_dir / "agent.log"):
                     pids.append(int(proc.name))
             except OSError:
                 pass

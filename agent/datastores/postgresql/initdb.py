@@ -8,7 +8,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .engine_user import bindir, chown_to_engine_user, run
+from .engine_user import EngineCommandError, bindir, chown_to_engine_user, run
 
 HBA = """# written by the Coffer agent
 local   all   all                 trust
@@ -30,6 +30,9 @@ def ensure_template(templates_dir: Path, version: str) -> Path:
     run([str(bindir(version) / "initdb"), "-D", str(scratch), "--username=postgres",
                "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
                "--locale=C.UTF-8"], timeout=120)
+    if not (scratch / "PG_VERSION").exists():
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise EngineCommandError("initdb finished without making a data directory")
     with open(scratch / "postgresql.conf", "a") as conf:
         conf.write("\ninclude_if_exists = 'coffer.conf'\n")
     (scratch / "pg_hba.conf").write_text(HBA)

@@ -32,6 +32,10 @@ class ComputeDriver(ABC):
     name: str
 
     @abstractmethod
+    def start(self) -> None:
+        """Get ready for launches (called once when the provisioner starts)."""
+
+    @abstractmethod
     def offers(self) -> list[DatastoreOffer]: ...
 
     @abstractmethod

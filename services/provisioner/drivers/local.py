@@ -1,6 +1,7 @@
 """The embedded compute driver: each instance is an agent process on this machine
 (detached, so a provisioner restart leaves it running) with its own directory
-under COFFER_HOME/instances and its own loopback address, like a VM's IP."""
+under COFFER_HOME/instances and its own loopback address, like a VM's IP. Agents
+are forked by the host's agent launcher (agent/launcher.py), which it starts."""
 from __future__ import annotations
 
 import ipaddress
@@ -9,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +56,50 @@ class LocalDriver(ComputeDriver):
         self.network = ipaddress.ip_network(
             address_range or os.environ.get("COFFER_LOCAL_ADDRESS_RANGE", "127.10.0.0/16"))
 
+    @property
+    def launcher_socket(self) -> Path:
+        return self.home / "launcher.sock"
+
+    def start(self) -> None:
+        self._ensure_launcher()
+
+    def _ensure_launcher(self) -> None:
+        if self._launcher_answers():
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "logs").mkdir(exist_ok=True)
+        log = open(self.home / "logs" / "launcher.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "agent.launcher", str(self.launcher_socket),
+                                 str(self.home / "templates")], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        (self.home / "launcher.pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._launcher_answers():
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"the agent launcher did not start; see {self.home / 'logs' / 'launcher.log'}")
+
+    def _launcher_answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(str(self.launcher_socket))
+                return True
+            except OSError:
+                return False
+
+    def _fork_agent(self, config: Path) -> int:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(self.launcher_socket))
+            s.sendall(json.dumps({"config": str(config)}).encode() + b"\n")
+            answer = json.loads(s.makefile().readline())
+        if "pid" not in answer:
+            raise RuntimeError(f"the agent launcher refused: {answer.get('error')}")
+        return answer["pid"]
+
     def offers(self) -> list[DatastoreOffer]:
         return postgres_offers()
 
@@ -89,26 +135,26 @@ class LocalDriver(ComputeDriver):
         tmp = directory / "agent.json.tmp"
         tmp.write_text(json.dumps(config, indent=2))
         tmp.replace(directory / "agent.json")
-        log = open(directory / "agent.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "agent", str(directory / "agent.json")],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=directory)
-        (directory / "agent.pid").write_text(str(proc.pid))
+        self._ensure_launcher()
+        pid = self._fork_agent(directory / "agent.json")
+        (directory / "agent.pid").write_text(str(pid))
 
     def _processes_of(self, instance_id: str) -> list[int]:
-        """Every process whose command line names the instance directory: the agent
-        and the engine it started (which runs in a session of its own)."""
-        marker = str(self.instance_dir(instance_id)).encode()
+        """Every process of the instance: the agent (its output goes to the instance's
+        agent.log) and the engine (started with the instance's data directory, in a
+        session of its own)."""
+        marker = str(self.instance_dir(instance_id))
         pids = []
         for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
                 continue
             try:
-                if marker in (proc / "cmdline").read_bytes():
+                if marker.encode() in (proc / "cmdline").read_bytes() or \
+                        os.readlink(proc / "fd" / "1").startswith(marker + "/"):
                     pids.append(int(proc.name))
             except OSError:
                 continue
-        return [p for p in pids if p != os.getpid()]
+        return pids
 
     def _signal_agent(self, instance_id: str, sig: int, wait: float) -> None:
         pid = self._agent_pid(instance_id)
@@ -135,6 +181,7 @@ class LocalDriver(ComputeDriver):
     def stop_all(self) -> None:
         """Stop every agent (and so every engine) but keep the data: used when the
         embedded stack stops; the next start relaunches them."""
+        self.stop_launcher()
         if not self.instances_dir.exists():
             return
         for directory in self.instances_dir.iterdir():
@@ -146,3 +193,14 @@ class LocalDriver(ComputeDriver):
             pid = self._agent_pid(directory.name)
             while pid and _pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
+
+    def stop_launcher(self) -> None:
+        try:
+            pid = int((self.home / "launcher.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
