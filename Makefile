@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@echo "installing into $(VENV) (log: $(VENV)/install.log) …"
+	@$(VENV)/bin/pip install --disable-pip-version-check -c constraints.txt -e '.[test]' \
+		> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
 run: $(STAMP)

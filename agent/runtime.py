@@ -49,7 +49,7 @@ class Agent:
         self.kafka = KafkaSettings(bootstrap=config.kafka_bootstrap)
         self.producer = Producer(self.kafka, source=f"{SOURCE}/{config.instance_id}")
         self.channel = CommandChannel(config.kafka_bootstrap, config.instance_id,
-                                      config.directory / "commands.offset", self.kafka.fetch_max_wait_ms)
+                                      config.directory / "commands.offset")
         self.epochs = EpochGuard(config.directory / "epoch")
         self.engine_up: asyncio.Future | None = None  # result or failure of bring-up
         self.seq = 0

