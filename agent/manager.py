@@ -20,6 +20,7 @@ class InstanceConfig:
     kafka_bootstrap: str
     templates_dir: str
     directory: Path
+    traceparent: str = ""  # the trace of the request that launched this agent
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,14 @@ class Agent:
             return cause.caused(type_, data, subject=self.config.instance_id, source=self.producer.source)
         return Event(type_, self.config.instance_id, data, source=self.producer.source)
 
+    def _registration(self, data: dict) -> Event:
+        event = self._event("coffer.agent.registered.v1", data)
+        event.traceparent = self.config.traceparent
+        return event
+
     async def register(self, engine_version: str) -> None:
         c = self.config
-        await self.producer.send(T.AGENT_EVENTS, self._event("coffer.agent.registered.v1", {
+        await self.producer.send(T.AGENT_EVENTS, self._registration({
             "instance_id": c.instance_id, "host": c.host, "address": c.address, "port": c.port,
             "public_key": sealing.public_key_b64(self.key), "datastore": c.datastore,
             "engine_version": engine_version}))

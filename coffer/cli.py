@@ -59,7 +59,8 @@ def run(args) -> int:
               flush=True)
         admin = asyncio.run(_create_token(args.project, "admin"))
         member = asyncio.run(_create_token(args.project, "member"))
-        stack.wait_ready(admin, args.project)
+        datastores = stack.wait_ready(admin, args.project)
+        pg_version = (datastores.get("postgresql") or ["<version>"])[-1]
         endpoint = f"{stack.api_url}/v1.0/{args.project}"
         print(f"""
 coffer: ready in {time.monotonic() - started:.1f} s — API {stack.api_url}, logs in {stack.home / 'logs'}
@@ -71,7 +72,7 @@ coffer: ready in {time.monotonic() - started:.1f} s — API {stack.api_url}, log
   export T={member} P={args.project}
   openstack --os-auth-type admin_token --os-token $T --os-endpoint {stack.api_url}/v1.0/$P \\
       database instance create pg1 --flavor d1 --size 1 --datastore postgresql \\
-      --datastore-version <see: openstack ... datastore version list postgresql> \\
+      --datastore-version {pg_version} \\
       --databases appdb --users app:S3cret-pass
 
   endpoint for other clients: {endpoint}

@@ -70,8 +70,9 @@ class Stack:
         for name in services:
             self.start_service(name)
 
-    def wait_ready(self, token: str, project: str, timeout: float = 90.0) -> None:
-        """Ready = the API answers and knows at least one datastore version."""
+    def wait_ready(self, token: str, project: str, timeout: float = 90.0) -> dict[str, list[str]]:
+        """Ready = the API answers and knows at least one datastore version; returns
+        the version names of each datastore."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
@@ -79,8 +80,9 @@ class Stack:
                 req = urllib.request.Request(f"{self.api_url}/v1.0/{project}/datastores",
                                              headers={"X-Auth-Token": token})
                 with urllib.request.urlopen(req, timeout=2) as resp:
-                    if any(d["versions"] for d in json.load(resp)["datastores"]):
-                        return
+                    datastores = json.load(resp)["datastores"]
+                if any(d["versions"] for d in datastores):
+                    return {d["name"]: [v["name"] for v in d["versions"]] for d in datastores}
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
             time.sleep(0.2)

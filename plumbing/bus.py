@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from . import topics as T
+from . import tracing
 from .codec import DecodeError, registry
 from .config import KafkaSettings
 from .envelope import Event, header
@@ -79,8 +80,10 @@ class ConsumerLoop:
     dead-letter topic with the error, and consumption moves on."""
 
     def __init__(self, settings: KafkaSettings, producer: Producer, group: str,
-                 topic_names: list[str], handler: Handler, wanted_types: set[str] | None = None):
+                 topic_names: list[str], handler: Handler, wanted_types: set[str] | None = None,
+                 tracer=None):
         self.settings, self.producer, self.handler = settings, producer, handler
+        self.tracer = tracer or tracing.setup(producer.source)
         self.group, self.topic_names = settings.group(group), topic_names
         self.wanted_types = wanted_types
         self._consumer: AIOKafkaConsumer | None = None
@@ -123,7 +126,8 @@ class ConsumerLoop:
             return
         for attempt in range(1, HANDLER_ATTEMPTS + 1):
             try:
-                await self.handler(event)
+                with tracing.consuming(self.tracer, event, f"consume {event.type}"):
+                    await self.handler(event)
                 return
             except Exception as exc:  # a handler bug must not stop the consumer
                 log(logger, logging.WARNING, "handler failed", group=self.group,

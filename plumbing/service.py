@@ -33,7 +33,7 @@ class ServiceRuntime:
 
     def consume(self, group: str, topics: list[str], handler: Handler,
                 types: set[str] | None = None) -> None:
-        self.loops.append(ConsumerLoop(self.kafka, self.producer, group, topics, handler, types))
+        self.loops.append(ConsumerLoop(self.kafka, self.producer, group, topics, handler, types, self.tracer))
 
     async def start(self) -> None:
         if self._started:

@@ -20,6 +20,12 @@ def setup(service: str) -> trace.Tracer:
     return trace.get_tracer(service)
 
 
+def current_traceparent() -> str:
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
 def stamp(event: Event) -> Event:
     """Put the current span's context on an event about to be stored or produced."""
     carrier: dict[str, str] = {}

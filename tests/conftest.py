@@ -30,11 +30,16 @@ def postgres_reachable() -> bool:
         return False
 
 
+def pytest_report_header(config):
+    if postgres_reachable():
+        return "services' databases: PostgreSQL at 127.0.0.1:5432 (one fresh database per service)"
+    return "services' databases: SQLite — PostgreSQL at 127.0.0.1:5432 is NOT reachable"
+
+
 @pytest.fixture(scope="session")
 def service_databases():
     """COFFER_DATABASE_URL_TEMPLATE for the services: one fresh PostgreSQL database each."""
     if not postgres_reachable():
-        print("\n*** PostgreSQL at 127.0.0.1:5432 is not reachable: the services use SQLite in these tests ***")
         yield None
         return
     names = [f"coffer_{RUN_ID}_{s}" for s in SERVICES + ["plumbing"]]

@@ -61,8 +61,8 @@ class Projections:
     async def failed(self, uow, event):
         d = event.data
         row = (await uow.conn.execute(select(instances.c.status).where(instances.c.id == d["instance_id"]))).first()
-        if row is None or row.status == "SHUTDOWN":
-            return
+        if row is None or row.status == "SHUTDOWN" and d["operation"] != "delete":
+            return  # a delete is under way and wins over a late failure of something else
         await self._set(uow, d["instance_id"], status="ERROR", operating_status="ERROR", address=None,
                         fault_message=d["message"], fault_details=d["details"], fault_at=now())
         await uow.conn.execute(delete(pending_credentials).where(

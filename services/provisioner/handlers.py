@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from sqlalchemy import delete, select, update
 
 from plumbing import topics as T
+from plumbing import tracing
 from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.outbox import Store, UnitOfWork
@@ -99,17 +100,18 @@ class Provisioner:
         port = spec["port"]
         await uow.conn.execute(update(instances).where(instances.c.instance_id == inst.instance_id)
                                .values(address=address, port=port))
-        self.driver.launch(self._launch_spec(inst, spec, address), self.kafka_bootstrap)
+        launch = self._launch_spec(inst, spec, address, tracing.current_traceparent())
+        self.driver.launch(launch, self.kafka_bootstrap)
         await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.provisioning.v1", {
             "instance_id": inst.instance_id, "host": inst.host, "zone": inst.zone,
             "address": address, "port": port}, source=SOURCE))
 
     @staticmethod
-    def _launch_spec(inst, spec: dict, address: str) -> LaunchSpec:
+    def _launch_spec(inst, spec: dict, address: str, traceparent: str = "") -> LaunchSpec:
         return LaunchSpec(instance_id=inst.instance_id, host=inst.host, address=address,
                           port=spec["port"], datastore=spec["datastore"], version=spec["datastore_version"],
                           ram_mb=spec["flavor"]["ram_mb"], vcpus=spec["flavor"]["vcpus"],
-                          volume_gb=spec["volume_gb"])
+                          volume_gb=spec["volume_gb"], traceparent=traceparent)
 
     async def _fail(self, uow: UnitOfWork, event: Event, instance_id: str, operation: str, step: str,
                     message: str, details: str = "") -> None:
@@ -192,7 +194,16 @@ class Provisioner:
             await uow.conn.execute(update(operations).where(
                 operations.c.instance_id == instance_id, operations.c.finished.is_(False))
                 .values(finished=True, step="cancelled"))
-            self.driver.destroy(instance_id)
+            try:
+                self.driver.destroy(instance_id)
+            except Exception as exc:  # the user sees ERROR and can delete again
+                await uow.conn.execute(update(instances).where(instances.c.instance_id == instance_id)
+                                       .values(status="ERROR"))
+                await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.failed.v1", {
+                    "instance_id": instance_id, "operation": "delete", "step": "destroy",
+                    "message": "The instance could not be deleted; delete it again.",
+                    "details": f"{type(exc).__name__}: {exc}"}, source=SOURCE))
+                return
             await uow.conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
             await uow.emit(T.INSTANCE_EVENTS, event.caused(
                 "coffer.instance.deleted.v1", {"instance_id": instance_id}, source=SOURCE))

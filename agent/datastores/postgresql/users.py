@@ -5,6 +5,7 @@ import psycopg
 from psycopg import sql
 
 from ...manager import UserSpec
+from .scram import verifier
 
 
 async def connect(socket_dir: str, port: int, dbname: str = "postgres") -> psycopg.AsyncConnection:
@@ -32,7 +33,8 @@ async def create_users(conn: psycopg.AsyncConnection, socket_dir: str, port: int
         exists = await (await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
                                            (user.name,))).fetchone()
         verb = "ALTER" if exists else "CREATE"
-        await conn.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(user.password)))
+        await conn.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+            role, sql.Literal(verifier(user.password))))
         for dbname in user.databases:
             await conn.execute(sql.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {}")
                                .format(sql.Identifier(dbname), role))

@@ -23,6 +23,7 @@ class LaunchSpec:
     ram_mb: int
     vcpus: int
     volume_gb: int
+    traceparent: str = ""  # the agent continues the trace of the request that made it
 
 
 class ComputeDriver(ABC):
