@@ -28,6 +28,7 @@ class Projections:
         self.vault = Vault()
         self.routes = {
             "coffer.instance.provisioning.v1": self.provisioning,
+            "coffer.instance.restarting.v1": self.restarting,
             "coffer.instance.active.v1": self.active,
             "coffer.instance.failed.v1": self.failed,
             "coffer.instance.deleted.v1": self.deleted,
@@ -48,6 +49,11 @@ class Projections:
     async def provisioning(self, uow, event):
         d = event.data
         await self._set(uow, d["instance_id"], address=d["address"], host=d["host"], zone=d["zone"])
+
+    async def restarting(self, uow, event):
+        await uow.conn.execute(update(instances).where(
+            instances.c.id == event.data["instance_id"], instances.c.status == "ACTIVE").values(
+            operating_status="RESTARTING", updated_at=now()))
 
     async def active(self, uow, event):
         d = event.data

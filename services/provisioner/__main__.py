@@ -41,14 +41,15 @@ async def main() -> None:
                dispatch, set(routes))
     await rt.start()
 
+    # instances first: the API shows them restarting before it shows it is ready
+    relaunched = await prov.restore_running_instances()
+    log(rt.logger, logging.INFO, "instances restored", count=relaunched)
     async with rt.store.uow() as uow:
         for offer in driver.offers():
             await uow.emit(T.DATASTORE_EVENTS, Event(
                 "coffer.datastore.version_available.v1", f"{offer.datastore}:{offer.version}",
                 {"datastore": offer.datastore, "version": offer.version,
                  "version_number": offer.version_number, "driver": driver.name, "manager": offer.manager}))
-    relaunched = await prov.restore_running_instances()
-    log(rt.logger, logging.INFO, "instances restored", count=relaunched)
 
     async def deadlines():
         while True:

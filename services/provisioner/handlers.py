@@ -231,8 +231,12 @@ class Provisioner:
                 instances.c.status.in_(["ACTIVE", "BUILD"]), instances.c.address.is_not(None)))).all()
         count = 0
         for inst in rows:
-            if not self.driver.is_running(inst.instance_id):
-                self.driver.launch(self._launch_spec(inst, json.loads(inst.spec), inst.address),
-                                   self.kafka_bootstrap)
-                count += 1
+            if self.driver.is_running(inst.instance_id):
+                continue
+            async with self.store.uow() as uow:
+                await uow.emit(T.INSTANCE_EVENTS, Event(
+                    "coffer.instance.restarting.v1", inst.instance_id, source=SOURCE, project=inst.project_id,
+                    data={"instance_id": inst.instance_id, "reason": "its agent was not running"}))
+            self.driver.launch(self._launch_spec(inst, json.loads(inst.spec), inst.address), self.kafka_bootstrap)
+            count += 1
         return count
