@@ -20,6 +20,7 @@ class InstanceConfig:
     kafka_bootstrap: str
     templates_dir: str
     directory: Path
+    project_id: str = ""   # the tenant, for the project header of the agent's events
     traceparent: str = ""  # the trace of the request that launched this agent
 
 

@@ -57,7 +57,8 @@ class Agent:
     def _event(self, type_: str, data: dict, cause: Event | None = None) -> Event:
         if cause is not None:
             return cause.caused(type_, data, subject=self.config.instance_id, source=self.producer.source)
-        return Event(type_, self.config.instance_id, data, source=self.producer.source)
+        return Event(type_, self.config.instance_id, data, source=self.producer.source,
+                     project=self.config.project_id)
 
     def _registration(self, data: dict) -> Event:
         event = self._event("coffer.agent.registered.v1", data)

@@ -55,8 +55,7 @@ def run(args) -> int:
     print(f"coffer: state directory {stack.home}", flush=True)
     try:
         stack.start()
-        print(f"coffer: broker on {stack.bootstrap}; starting api, scheduler, provisioner, backup, monitor …",
-              flush=True)
+        print(f"coffer: broker on {stack.bootstrap}; starting {', '.join(stack.procs)} …", flush=True)
         admin = asyncio.run(_create_token(args.project, "admin"))
         member = asyncio.run(_create_token(args.project, "member"))
         datastores = stack.wait_ready(admin, args.project)

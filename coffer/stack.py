@@ -17,7 +17,7 @@ from plumbing import broker
 from plumbing.config import coffer_home
 from plumbing.lifetime import die_with_parent
 
-SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor"]
+SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor", "notifier"]
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 from plumbing import broker
 
 RUN_ID = uuid.uuid4().hex[:8]
-SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor"]
+SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor", "notifier"]
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 
 
@@ -80,6 +80,9 @@ def stack_env(kafka: str, coffer_home: Path, service_databases: str | None) -> d
         # addresses of this run only, apart from any `make run` on the machine
         "COFFER_LOCAL_ADDRESS_RANGE": f"127.{octets[0]}.{octets[1]}.0/24",
         "COFFER_HOME": str(coffer_home),
+        # the tests' webhook receivers listen on loopback, and retries should come quickly
+        "COFFER_WEBHOOKS_ALLOW_LOOPBACK": "true",
+        "COFFER_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
     }
     if service_databases:
         env["COFFER_DATABASE_URL_TEMPLATE"] = service_databases

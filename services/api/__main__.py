@@ -16,7 +16,8 @@ from .tables import metadata
 async def main() -> None:
     rt = ServiceRuntime("api", metadata)
     projections = Projections(rt.store)
-    rt.consume("coffer-api", [T.INSTANCE_EVENTS, T.HEALTH_EVENTS, T.AGENT_EVENTS, T.DATASTORE_EVENTS],
+    rt.consume("coffer-api", [T.INSTANCE_EVENTS, T.HEALTH_EVENTS, T.AGENT_EVENTS, T.DATASTORE_EVENTS,
+                              T.SUBSCRIPTION_EVENTS],
                projections.handle, set(projections.routes))
     await rt.start()
     async with rt.store.uow() as uow:

@@ -17,6 +17,7 @@ from plumbing.outbox import Store
 
 from . import auth, validation, views
 from .faults import Fault, bad_request, not_found
+from .subscriptions import Subscriptions
 from .tables import datastore_versions, datastores, flavors, instances, pending_credentials
 from .vault import Vault
 
@@ -297,4 +298,5 @@ def build_app(store: Store, tracer) -> web.Application:
     app.router.add_post(f"{p}/instances", api.create_instance)
     app.router.add_get(f"{p}/instances/{{instance}}", api.show_instance)
     app.router.add_delete(f"{p}/instances/{{instance}}", api.delete_instance)
+    Subscriptions(store, read_json).routes(app, p)
     return app

@@ -11,7 +11,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
-from .tables import datastore_versions, datastores, instances, pending_credentials
+from .tables import datastore_versions, datastores, deliveries, instances, pending_credentials
 from .vault import Vault
 
 SOURCE = "api"
@@ -35,6 +35,7 @@ class Projections:
             "coffer.health.changed.v1": self.health,
             "coffer.agent.registered.v1": self.agent_registered,
             "coffer.datastore.version_available.v1": self.version_available,
+            "coffer.subscription.delivery_attempted.v1": self.delivery_attempted,
         }
 
     async def handle(self, event: Event) -> None:
@@ -120,3 +121,16 @@ class Projections:
         newest = max(versions, key=lambda v: [int(x) for x in v.version.split(".") if x.isdigit()])
         await uow.conn.execute(update(datastores).where(datastores.c.id == ds_id)
                                .values(default_version_id=newest.id))
+
+    async def delivery_attempted(self, uow, event):
+        d = event.data
+        values = dict(subscription_id=d["subscription_id"], event_id=d["event_id"], event_type=d["event_type"],
+                      resource_id=d["resource_id"], attempts=d["attempt"], status=d["status"],
+                      last_status_code=d["status_code"], last_error=d["error"],
+                      next_attempt_at=d["next_attempt_at"], updated_at=d["attempted_at"])
+        known = (await uow.conn.execute(select(deliveries.c.attempts).where(
+            deliveries.c.id == d["delivery_id"]))).first()
+        if known is None:
+            await uow.conn.execute(deliveries.insert().values(id=d["delivery_id"], **values))
+        elif known.attempts <= d["attempt"]:  # an older attempt arriving late changes nothing
+            await uow.conn.execute(update(deliveries).where(deliveries.c.id == d["delivery_id"]).values(**values))

@@ -74,3 +74,34 @@ pending_credentials = Table(
     Column("instance_id", String(36), primary_key=True),
     Column("box", Text, nullable=False),
 )
+
+# Webhook subscriptions (the notifier delivers; it learns them from events).
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("event_types", Text, nullable=False),   # JSON list
+    Column("categories", Text, nullable=False),    # JSON list
+    Column("resource_ids", Text, nullable=False),  # JSON list
+    Column("enabled", Integer, nullable=False),
+    Column("sealed_secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The latest state of each delivery, from the notifier's delivery events.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("subscription_id", String(36), nullable=False, index=True),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(200), nullable=False),
+    Column("resource_id", String(200), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("last_status_code", Integer),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -108,7 +108,7 @@ class Provisioner:
 
     @staticmethod
     def _launch_spec(inst, spec: dict, address: str, traceparent: str = "") -> LaunchSpec:
-        return LaunchSpec(instance_id=inst.instance_id, host=inst.host, address=address,
+        return LaunchSpec(instance_id=inst.instance_id, project_id=inst.project_id, host=inst.host, address=address,
                           port=spec["port"], datastore=spec["datastore"], version=spec["datastore_version"],
                           ram_mb=spec["flavor"]["ram_mb"], vcpus=spec["flavor"]["vcpus"],
                           volume_gb=spec["volume_gb"], traceparent=traceparent)

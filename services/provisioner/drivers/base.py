@@ -15,6 +15,7 @@ class DatastoreOffer:
 @dataclass(frozen=True)
 class LaunchSpec:
     instance_id: str
+    project_id: str
     host: str
     address: str
     port: int

@@ -1,0 +1,60 @@
+"""The public event types: where each travels and which category a subscriber can
+ask for (categories after RDS event subscriptions)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import topics as T
+from .codec import registry
+
+
+@dataclass(frozen=True)
+class PublicEventType:
+    type: str
+    topic: str
+    category: str
+    description: str
+
+
+PUBLIC_EVENT_TYPES = [
+    PublicEventType("coffer.instance.provisioning.v1", T.INSTANCE_EVENTS, "creation",
+                    "The instance has a host and an address; its agent is starting."),
+    PublicEventType("coffer.instance.active.v1", T.INSTANCE_EVENTS, "creation",
+                    "The instance's database is up and accepts connections."),
+    PublicEventType("coffer.instance.restarting.v1", T.INSTANCE_EVENTS, "availability",
+                    "The platform is restarting the instance's agent and engine."),
+    PublicEventType("coffer.instance.failed.v1", T.INSTANCE_EVENTS, "failure",
+                    "An operation failed; the instance is in ERROR with a fault."),
+    PublicEventType("coffer.instance.deleted.v1", T.INSTANCE_EVENTS, "deletion",
+                    "The instance and its data are gone."),
+    PublicEventType("coffer.health.changed.v1", T.HEALTH_EVENTS, "availability",
+                    "The monitor's view of the instance's health changed."),
+    PublicEventType("coffer.telemetry.heartbeat.v1", T.TELEMETRY, "telemetry",
+                    "The agent's heartbeat with the instance's metrics, every second."),
+]
+BY_TYPE = {e.type: e for e in PUBLIC_EVENT_TYPES}
+# health events name their own: availability, failover, replication, storage
+CATEGORIES = sorted({e.category for e in PUBLIC_EVENT_TYPES} | {"failover", "replication", "storage", "backup"})
+PUBLIC_TOPICS = sorted({e.topic for e in PUBLIC_EVENT_TYPES} | {T.BACKUP_EVENTS})
+
+
+def category_of(event_type: str, data: dict) -> str:
+    """Health events carry their own category (availability, failover, storage, ...)."""
+    if event_type == "coffer.health.changed.v1" and data.get("category"):
+        return data["category"]
+    known = BY_TYPE.get(event_type)
+    return known.category if known else "notification"
+
+
+def describe() -> list[dict]:
+    """Each public type with its current Avro schema and fingerprint, and every
+    writer schema a record of that type may carry."""
+    reg = registry()
+    out = []
+    for e in PUBLIC_EVENT_TYPES:
+        current = reg.current[e.type]
+        versions = [{"fingerprint": fp.hex(), "schema": s.raw}
+                    for fp, s in reg.writers.items() if s.event_type == e.type]
+        out.append({"type": e.type, "topic": e.topic, "category": e.category, "description": e.description,
+                    "fingerprint": current.fingerprint.hex(), "schema": current.raw, "versions": versions})
+    return out
