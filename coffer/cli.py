@@ -2,11 +2,17 @@
 
   coffer run                                         the whole embedded stack, in the foreground
   coffer token create --project P --role R           a built-in token (printed on the last line)
+  coffer event-types list                            the public event types and their schemas
+  coffer subscription create|list|show|update|delete|deliveries
+                                                     webhook subscriptions (RDS-style event subscriptions)
+
+The API commands take --api/--project/--token or COFFER_API_URL/COFFER_PROJECT/COFFER_TOKEN.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import time
@@ -90,6 +96,57 @@ coffer: ready in {time.monotonic() - started:.1f} s — API {stack.api_url}, log
         print("coffer: stopped", flush=True)
 
 
+def event_types_list(args) -> int:
+    from .client import from_args, table
+    doc = from_args(args).call("GET", "/event-types")
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        table(doc["event_types"], ["type", "category", "topic", "fingerprint"])
+    return 0
+
+
+def _subscription_body(args) -> dict:
+    body = {}
+    for key, value in (("url", args.url), ("event_types", args.type), ("categories", args.category),
+                       ("resource_ids", args.resource), ("secret", args.secret)):
+        if value:
+            body[key] = value
+    if args.enabled is not None:
+        body["enabled"] = args.enabled
+    return {"subscription": body}
+
+
+def subscription(args) -> int:
+    from .client import from_args, table
+    api = from_args(args)
+    columns = ["id", "url", "enabled", "event_types", "categories", "resource_ids"]
+    if args.action == "list":
+        table(api.call("GET", "/subscriptions")["subscriptions"], columns)
+    elif args.action == "create":
+        sub = api.call("POST", "/subscriptions", _subscription_body(args))["subscription"]
+        table([sub], columns)
+        print(f"signing secret (shown once): {sub['secret']}")
+    elif args.action == "show":
+        table([api.call("GET", f"/subscriptions/{args.id}")["subscription"]], columns)
+    elif args.action == "update":
+        table([api.call("PATCH", f"/subscriptions/{args.id}", _subscription_body(args))["subscription"]], columns)
+    elif args.action == "delete":
+        api.call("DELETE", f"/subscriptions/{args.id}")
+        print(f"subscription {args.id} deleted")
+    elif args.action == "deliveries":
+        table(api.call("GET", f"/subscriptions/{args.id}/deliveries")["deliveries"],
+              ["id", "event_type", "resource_id", "status", "attempts", "last_status_code", "next_attempt",
+               "last_error"])
+    return 0
+
+
+def _api_options(parser) -> None:
+    parser.add_argument("--api", help="API URL (default COFFER_API_URL or http://127.0.0.1:8779)")
+    parser.add_argument("--project", help="project id (default COFFER_PROJECT)")
+    parser.add_argument("--token", help="token (default COFFER_TOKEN)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="coffer", description="Coffer operator command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,8 +159,38 @@ def main(argv=None) -> int:
     p_create.add_argument("--project", required=True)
     p_create.add_argument("--role", required=True, choices=["admin", "member", "reader"])
     p_create.set_defaults(func=token_create)
+
+    p_types = sub.add_parser("event-types", help="public event types")
+    types_sub = p_types.add_subparsers(dest="types_command", required=True)
+    p_list = types_sub.add_parser("list", help="list them, with their schema fingerprints")
+    _api_options(p_list)
+    p_list.add_argument("--json", action="store_true", help="print everything, schemas included")
+    p_list.set_defaults(func=event_types_list)
+
+    p_sub = sub.add_parser("subscription", help="webhook subscriptions")
+    p_sub.add_argument("action", choices=["create", "list", "show", "update", "delete", "deliveries"])
+    p_sub.add_argument("id", nargs="?", help="subscription id (show, update, delete, deliveries)")
+    _api_options(p_sub)
+    p_sub.add_argument("--url", help="where events are POSTed")
+    p_sub.add_argument("--type", action="append", help="an event type to receive (repeatable)")
+    p_sub.add_argument("--category", action="append", help="an event category to receive (repeatable)")
+    p_sub.add_argument("--resource", action="append", help="only events about this resource id (repeatable)")
+    p_sub.add_argument("--secret", help="signing secret (default: generated and shown once)")
+    p_sub.add_argument("--enable", dest="enabled", action="store_const", const=True, default=None)
+    p_sub.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    p_sub.set_defaults(func=subscription)
+
     args = parser.parse_args(argv)
-    return args.func(args)
+    if getattr(args, "action", None) in ("show", "update", "delete", "deliveries") and not args.id:
+        parser.error(f"subscription {args.action} needs a subscription id")
+    try:
+        return args.func(args)
+    except Exception as exc:
+        from .client import ApiError
+        if isinstance(exc, ApiError):
+            print(f"coffer: {exc}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

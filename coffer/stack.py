@@ -88,6 +88,20 @@ class Stack:
             time.sleep(0.2)
         raise TimeoutError(f"the stack was not ready within {timeout:.0f} s; see {self.home / 'logs'}")
 
+    def wait_ready_api(self, token: str, project: str, timeout: float = 60.0) -> None:
+        """Ready enough when only some services run: the API answers an authenticated call."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                req = urllib.request.Request(f"{self.api_url}/v1.0/{project}/flavors",
+                                             headers={"X-Auth-Token": token})
+                with urllib.request.urlopen(req, timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.2)
+        raise TimeoutError(f"the API did not answer within {timeout:.0f} s")
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:

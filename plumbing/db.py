@@ -8,7 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # One connection: SQLite has one writer, and connections that contend for its
+        # lock sleep in its busy handler (up to 100 ms a time) instead of queueing.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):

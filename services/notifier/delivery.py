@@ -9,8 +9,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import delete, select, update
 
 from plumbing import catalog, webhooks
 from plumbing import topics as T
@@ -22,8 +21,8 @@ from . import rules
 from .tables import deliveries, subscriptions
 
 SOURCE = "notifier"
-BATCH = 100
-CONCURRENCY = 32
+PENDING_WINDOW = 2000  # oldest pending deliveries looked at per round
+CONCURRENCY = 64
 logger = logging.getLogger("notifier")
 
 
@@ -92,19 +91,18 @@ class Notifier:
 
     # -- delivering ------------------------------------------------------------
     async def _due(self) -> list:
-        """The oldest pending delivery of each (subscription, resource) pair, if due:
-        a later event for a resource never overtakes an earlier one."""
-        older = aliased(deliveries)
-        first_pending = (select(func.min(older.c.seq)).where(
-            older.c.status == "pending", older.c.subscription_id == deliveries.c.subscription_id,
-            older.c.resource_id == deliveries.c.resource_id).scalar_subquery())
+        """The oldest pending delivery of each (subscription, resource) pair, if it is
+        due: a later event about a resource never overtakes an earlier one."""
         query = (select(deliveries, subscriptions.c.url, subscriptions.c.sealed_secret)
                  .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
-                 .where(deliveries.c.status == "pending", deliveries.c.seq == first_pending,
-                        deliveries.c.next_attempt_at <= now())
-                 .order_by(deliveries.c.seq).limit(BATCH))
+                 .where(deliveries.c.status == "pending").order_by(deliveries.c.seq).limit(PENDING_WINDOW))
         async with self.store.engine.connect() as conn:
-            return (await conn.execute(query)).all()
+            pending = (await conn.execute(query)).all()
+        heads: dict[tuple[str, str], object] = {}
+        for row in pending:
+            heads.setdefault((row.subscription_id, row.resource_id), row)
+        moment = now()
+        return [row for row in heads.values() if _aware(row.next_attempt_at) <= moment]
 
     async def run(self, poll_seconds: float = 0.2) -> None:
         limit = asyncio.Semaphore(CONCURRENCY)
@@ -118,44 +116,58 @@ class Notifier:
                         pass
                     self.wakeup.clear()
                     continue
+                # resolve each target once a round: DNS may have changed since it was accepted
+                refusals = {}
+                for url in {row.url for row in due}:
+                    try:
+                        await asyncio.to_thread(webhooks.check_target, url)
+                    except webhooks.TargetRefused as exc:
+                        refusals[url] = f"target refused: {exc}"
 
                 async def attempt(row):
                     async with limit:
-                        await self._attempt(http, row)
-                await asyncio.gather(*(attempt(r) for r in due))
+                        if row.url in refusals:
+                            return row, None, refusals[row.url]
+                        return row, *await self._post(http, row)
+                await self._record(await asyncio.gather(*(attempt(r) for r in due)))
 
-    async def _attempt(self, http: aiohttp.ClientSession, row) -> None:
-        status_code, error = None, ""
+    async def _post(self, http: aiohttp.ClientSession, row) -> tuple[int | None, str]:
+        headers = {"Content-Type": "application/cloudevents+json; charset=utf-8",
+                   webhooks.SIGNATURE_HEADER: webhooks.signature(webhooks.open_secret(row.sealed_secret),
+                                                                 int(time.time()), row.body),
+                   "User-Agent": "coffer-notifier"}
         try:
-            await asyncio.to_thread(webhooks.check_target, row.url)  # again: DNS may have changed
-            stamp = int(time.time())
-            headers = {"Content-Type": "application/cloudevents+json; charset=utf-8",
-                       webhooks.SIGNATURE_HEADER: webhooks.signature(webhooks.open_secret(row.sealed_secret),
-                                                                     stamp, row.body),
-                       "User-Agent": "coffer-notifier"}
             async with http.post(row.url, data=row.body, headers=headers, allow_redirects=False) as resp:
-                status_code = resp.status
                 await resp.read()
-            ok = 200 <= status_code < 300
-            if not ok:
-                error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "")
-        except webhooks.TargetRefused as exc:
-            ok, error = False, f"target refused: {exc}"
+                if 200 <= resp.status < 300:
+                    return resp.status, ""
+                return resp.status, f"HTTP {resp.status}" + (
+                    " (redirects are not followed)" if 300 <= resp.status < 400 else "")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
-        attempt_no = row.attempts + 1
-        status = rules.outcome(attempt_no, ok)
-        next_at = now() + timedelta(seconds=rules.retry_delay(attempt_no)) if status == "retrying" else None
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+
+    async def _record(self, results) -> None:
+        """One transaction for a round of attempts: each delivery's new state and
+        the event that tells the api about it."""
         async with self.store.uow() as uow:
-            await uow.conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(
-                attempts=attempt_no, status="pending" if status == "retrying" else status,
-                next_attempt_at=next_at or now(), last_status_code=status_code, last_error=error))
-            await uow.emit(T.SUBSCRIPTION_EVENTS, Event(
-                "coffer.subscription.delivery_attempted.v1", row.subscription_id, source=SOURCE, data={
-                    "delivery_id": row.id, "subscription_id": row.subscription_id, "event_id": row.event_id,
-                    "event_type": row.event_type, "resource_id": row.resource_id, "attempt": attempt_no,
-                    "status": status, "status_code": status_code, "error": error,
-                    "next_attempt_at": next_at, "attempted_at": now()}))
-        if status != "delivered":
-            log(logger, logging.WARNING, "delivery failed", delivery_id=row.id, subscription_id=row.subscription_id,
-                attempt=attempt_no, status=status, error=error)
+            for row, status_code, error in results:
+                attempt_no = row.attempts + 1
+                status = rules.outcome(attempt_no, not error)
+                next_at = now() + timedelta(seconds=rules.retry_delay(attempt_no)) if status == "retrying" else None
+                await uow.conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(
+                    attempts=attempt_no, status="pending" if status == "retrying" else status,
+                    next_attempt_at=next_at or now(), last_status_code=status_code, last_error=error))
+                await uow.emit(T.SUBSCRIPTION_EVENTS, Event(
+                    "coffer.subscription.delivery_attempted.v1", row.subscription_id, source=SOURCE, data={
+                        "delivery_id": row.id, "subscription_id": row.subscription_id, "event_id": row.event_id,
+                        "event_type": row.event_type, "resource_id": row.resource_id, "attempt": attempt_no,
+                        "status": status, "status_code": status_code, "error": error,
+                        "next_attempt_at": next_at, "attempted_at": now()}))
+                if status != "delivered":
+                    log(logger, logging.WARNING, "delivery failed", delivery_id=row.id,
+                        subscription_id=row.subscription_id, attempt=attempt_no, status=status, error=error)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without their zone; they were stored in UTC
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 from plumbing.outbox import add_tables
 
@@ -32,4 +32,5 @@ deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("last_status_code", Integer),
     Column("last_error", Text, nullable=False, default=""),
+    Index("deliveries_pending", "status", "seq"),
 )
