@@ -161,3 +161,30 @@ def test_bad_subscription_bodies(stack):
                                                                  "bogus": 1}}).status_code == 400
     assert call("POST", "/subscriptions", json={"subscription": {"url": "http://127.0.0.1:9/x",
                                                                  "secret": "short"}}).status_code == 400
+
+
+def test_cli_lists_event_types_and_manages_subscriptions(stack):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    coffer = str(Path(sys.executable).parent / "coffer")
+    env = {"COFFER_API_URL": stack.api_url, "COFFER_PROJECT": stack.project, "COFFER_TOKEN": stack.member_token,
+           "PATH": "/usr/bin:/bin"}
+
+    def run(*args) -> str:
+        out = subprocess.run([coffer, *args], capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert "coffer.instance.active.v1" in run("event-types", "list")
+    created = run("subscription", "create", "--url", "http://127.0.0.1:9/cli", "--category", "failure")
+    sub_id = created.splitlines()[1].split()[0]
+    assert "signing secret (shown once):" in created
+    assert sub_id in run("subscription", "list")
+    assert "False" in run("subscription", "update", sub_id, "--disable")
+    run("subscription", "delete", sub_id)
+    assert sub_id not in run("subscription", "list")
+    bad = subprocess.run([coffer, "subscription", "create", "--url", "http://169.254.169.254/"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 1 and "link-local" in bad.stderr
