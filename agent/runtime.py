@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 from nacl.public import PrivateKey
+from opentelemetry.trace import Status, StatusCode
 
-from plumbing import sealing
+from plumbing import metrics, sealing
 from plumbing import topics as T
+from plumbing import tracing
 from plumbing.bus import DecodeError, Producer, decode_record
 from plumbing.config import KafkaSettings
 from plumbing.envelope import Event
@@ -103,23 +105,33 @@ class Agent:
 
     async def execute(self, command: Event) -> None:
         name = command.type.split(".")[2]  # coffer.agent.<name>.v1
-        error = ""
-        try:
-            self.epochs.admit(command.data.get("epoch", 0))
-            if command.type == "coffer.agent.prepare.v1":
-                await self.prepare(command.data)
-            else:
-                raise ValueError(f"unknown command {command.type}")
-        except Fenced as exc:
-            error = str(exc)
-        except Exception as exc:  # report every failure; the saga decides what follows
-            error = f"{type(exc).__name__}: {exc}"
-        log(logger, logging.INFO if not error else logging.ERROR, "command done",
-            command=name, command_id=command.data.get("command_id"), error=error,
-            seconds_since_agent_start=self._since_start())
-        await self.producer.send(T.AGENT_EVENTS, self._event("coffer.agent.command_result.v1", {
-            "instance_id": self.config.instance_id, "command_id": command.data.get("command_id", ""),
-            "command": name, "success": not error, "error": error}, cause=command))
+        # one span per command, in the trace the command carries; the result is sent
+        # inside it, so its producer span is the command span's child
+        with tracing.consuming(tracing.tracer("coffer.agent"), command, f"command {name}", {
+                "messaging.destination.name": T.AGENT_COMMANDS, "coffer.instance_id": self.config.instance_id,
+                "coffer.command": name, "coffer.command_id": command.data.get("command_id", "")}) as span:
+            started = time.perf_counter()
+            error = ""
+            try:
+                self.epochs.admit(command.data.get("epoch", 0))
+                if command.type == "coffer.agent.prepare.v1":
+                    await self.prepare(command.data)
+                else:
+                    raise ValueError(f"unknown command {command.type}")
+            except Fenced as exc:
+                error = str(exc)
+            except Exception as exc:  # report every failure; the saga decides what follows
+                error = f"{type(exc).__name__}: {exc}"
+            if error:
+                span.set_status(Status(StatusCode.ERROR, error[:500]))
+            metrics.agent_command_duration.record(time.perf_counter() - started, {
+                "command": name, "outcome": "failed" if error else "done"})
+            log(logger, logging.INFO if not error else logging.ERROR, "command done",
+                command=name, command_id=command.data.get("command_id"), error=error,
+                seconds_since_agent_start=self._since_start())
+            await self.producer.send(T.AGENT_EVENTS, self._event("coffer.agent.command_result.v1", {
+                "instance_id": self.config.instance_id, "command_id": command.data.get("command_id", ""),
+                "command": name, "success": not error, "error": error}, cause=command))
 
     async def prepare(self, data: dict) -> None:
         passwords = sealing.open_sealed(self.key, data["sealed_credentials"]) if data.get("sealed_credentials") else {}
@@ -145,6 +157,14 @@ class Agent:
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def run(self) -> None:
+        # here, in the forked agent, never in the launcher: the span processor has a thread
+        tracing.setup("agent", self.config.instance_id)
+        try:
+            await self._run()
+        finally:
+            tracing.flush()  # the agent leaves by os._exit: no atexit hook exports for it
+
+    async def _run(self) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from typing import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from . import metrics
 from . import topics as T
 from . import tracing
 from .codec import DecodeError, registry
@@ -23,6 +25,7 @@ logger = logging.getLogger("coffer.bus")
 
 Handler = Callable[[Event], Awaitable[None]]
 HANDLER_ATTEMPTS = 3
+LAG_EVERY_SECONDS = 1.0
 
 
 async def ensure_topics(settings: KafkaSettings, names: Iterable[str] = T.ALL) -> None:
@@ -55,12 +58,23 @@ class Producer:
         await self._producer.stop()
 
     async def send(self, topic: str, event: Event) -> None:
-        """Encode and send; returns when the broker acknowledged it."""
+        """Encode and send; returns when the broker acknowledged it. A PRODUCER span
+        covers the send, and its context becomes the event's traceparent."""
         if not event.source:
             event.source = self.source
         value = registry().encode(event.type, event.data)
-        await self._producer.send_and_wait(topic, value, key=event.subject.encode(),
-                                           headers=event.headers())
+        span = tracing.start_producer_span(topic, event.type, event.traceparent, event.tracestate,
+                                           {"cloudevents.event_id": event.id,
+                                            "cloudevents.event_subject": event.subject})
+        tracing.inject_into(span, event)
+        try:
+            await self._producer.send_and_wait(topic, value, key=event.subject.encode(),
+                                               headers=event.headers())
+        except BaseException as exc:
+            tracing.end_span(span, exc)
+            raise
+        tracing.end_span(span)
+        metrics.produced(topic, event.type)
 
     async def send_raw(self, topic: str, key: bytes, value: bytes, headers) -> asyncio.Future:
         return await self._producer.send(topic, value, key=key, headers=headers)
@@ -87,6 +101,7 @@ class ConsumerLoop:
         self.group, self.topic_names = settings.group(group), topic_names
         self.wanted_types = wanted_types
         self._consumer: AIOKafkaConsumer | None = None
+        self._lag_measured = 0.0
 
     async def start(self) -> None:
         s = self.settings
@@ -106,6 +121,8 @@ class ConsumerLoop:
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=500)
+            if metrics.enabled():
+                await self._measure_lag(batches)
             if not batches:
                 continue
             # Across topics, handle records in the order they were produced: a reply
@@ -114,29 +131,65 @@ class ConsumerLoop:
                 await self._handle(record)
             await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
 
+    async def _measure_lag(self, batches) -> None:
+        """Lag per assigned partition: the fetch's high watermark minus the position
+        (the batch just fetched counts as behind until it is handled)."""
+        now = time.monotonic()
+        if now - self._lag_measured < LAG_EVERY_SECONDS:
+            return
+        self._lag_measured = now
+        fetched = {tp: len(rs) for tp, rs in batches.items()}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue  # nothing fetched from it yet
+            try:
+                position = await self._consumer.position(tp)
+            except (KafkaError, AssertionError):
+                continue  # assignment changed under us
+            lag = max(highwater - position, 0) + fetched.get(tp, 0)
+            metrics.consumer_lag.set(lag, {"group": self.group, "topic": tp.topic,
+                                           "partition": str(tp.partition)})
+
     async def _handle(self, record) -> None:
         event_type = header(record.headers, "ce_type")
         if (self.wanted_types is not None and event_type not in self.wanted_types
                 and event_type in registry().current):
+            metrics.consumed(record.topic, event_type, self.group, "skipped")
             return  # a well-formed event meant for other consumers of a shared topic
         try:
             event = decode_record(record)
         except DecodeError as exc:
             await self.dead_letter(record, f"decode: {exc}")
+            metrics.consumed(record.topic, event_type, self.group, "dead_lettered")
             return
+        span_attributes = {"messaging.destination.name": record.topic,
+                           "messaging.consumer.group.name": self.group,
+                           "messaging.destination.partition.id": str(record.partition),
+                           "messaging.kafka.offset": record.offset}
         for attempt in range(1, HANDLER_ATTEMPTS + 1):
+            started = time.perf_counter()
             try:
-                with tracing.consuming(self.tracer, event, f"consume {event.type}"):
+                with tracing.consuming(self.tracer, event, f"consume {event.type}",
+                                       {**span_attributes, "coffer.attempt": attempt}):
                     await self.handler(event)
+                self._handled(event, started, "ok")
+                metrics.consumed(record.topic, event.type, self.group, "handled")
                 return
             except Exception as exc:  # a handler bug must not stop the consumer
+                self._handled(event, started, "error")
                 log(logger, logging.WARNING, "handler failed", group=self.group,
                     event_type=event.type, event_id=event.id, attempt=attempt, error=repr(exc))
                 if attempt == HANDLER_ATTEMPTS:
                     await self.dead_letter(record, "handler: " + "".join(
                         traceback.format_exception_only(exc)).strip())
+                    metrics.consumed(record.topic, event.type, self.group, "dead_lettered")
                     return
                 await asyncio.sleep(0.2 * attempt)
+
+    def _handled(self, event: Event, started: float, outcome: str) -> None:
+        metrics.handler_duration.record(time.perf_counter() - started, {
+            "group": self.group, "event_type": event.type, "outcome": outcome})
 
     async def dead_letter(self, record, error: str) -> None:
         headers = list(record.headers or ()) + [
@@ -147,5 +200,6 @@ class ConsumerLoop:
             ("coffer_dlq_group", self.group.encode())]
         fut = await self.producer.send_raw(T.DEAD_LETTER, record.key or b"", record.value or b"", headers)
         await fut
+        metrics.produced(T.DEAD_LETTER, header(record.headers, "ce_type"))
         log(logger, logging.ERROR, "record dead-lettered", group=self.group, topic=record.topic,
             offset=record.offset, error=error[:500])

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
+from opentelemetry import context, trace
 from sqlalchemy import (Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text,
-                        delete, insert, select)
+                        delete, func, insert, select)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import tracing
+from . import metrics, tracing
 from .bus import Producer
 from .codec import registry
 from .db import is_postgres
@@ -20,6 +22,7 @@ from .envelope import Event, utcnow
 from .logs import log
 
 logger = logging.getLogger("coffer.outbox")
+DEPTH_EVERY_SECONDS = 1.0
 
 
 def add_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -47,17 +50,44 @@ class UnitOfWork:
         self.store = store
         self.conn: AsyncConnection | None = None
         self._emitted = False
+        self._span: trace.Span | None = None
+        self._token = None
 
     async def __aenter__(self) -> "UnitOfWork":
-        self._ctx = self.store.engine.begin()
-        self.conn = await self._ctx.__aenter__()
+        # a CLIENT span around the transaction, current while it runs: events
+        # emitted in it carry its context
+        self._span = tracing.tracer("coffer.db").start_span(
+            f"transaction {self.store.source}", kind=trace.SpanKind.CLIENT,
+            attributes=self.store.db_attributes)
+        self._token = context.attach(trace.set_span_in_context(self._span))
+        try:
+            self._ctx = self.store.engine.begin()
+            self.conn = await self._ctx.__aenter__()
+        except BaseException as error:
+            self._end_span(error)
+            raise
         return self
 
     async def __aexit__(self, exc_type, exc, tb):
-        result = await self._ctx.__aexit__(exc_type, exc, tb)
+        try:
+            result = await self._ctx.__aexit__(exc_type, exc, tb)
+        except BaseException as error:  # the commit failed (e.g. the inbox's key)
+            self._end_span(error)
+            raise
+        self._end_span(exc)
         if exc_type is None and self._emitted:
             self.store.relay_wakeup.set()
         return result
+
+    def _end_span(self, error: BaseException | None) -> None:
+        if self._span is None:
+            return
+        span, self._span = self._span, None
+        span.set_attribute("coffer.emitted", self._emitted)
+        tracing.end_span(span, error)
+        if self._token is not None:
+            context.detach(self._token)
+            self._token = None
 
     async def first_time(self, event: Event) -> bool:
         """Record the event as handled; False if it was handled before (redelivery)."""
@@ -87,6 +117,9 @@ class Store:
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
         self.relay_wakeup = asyncio.Event()
+        self.db_attributes = {"db.system.name": engine.dialect.name,
+                              "db.namespace": engine.url.database or "", "coffer.service": source}
+        self._depth_measured = 0.0
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
@@ -109,6 +142,8 @@ class Store:
                 pass
             self.relay_wakeup.clear()
             try:
+                if metrics.enabled():
+                    await self._measure_depth()
                 while await self._publish_batch(producer):
                     pass
             except Exception as exc:  # broker away: keep the rows, try again later
@@ -132,12 +167,48 @@ class Store:
             await self._delete(conn, rows)
         return len(rows)
 
+    async def _measure_depth(self) -> None:
+        """Rows waiting, at most once a second (a count query)."""
+        now = time.monotonic()
+        if now - self._depth_measured < DEPTH_EVERY_SECONDS:
+            return
+        self._depth_measured = now
+        async with self.engine.connect() as conn:
+            depth = await conn.scalar(select(func.count()).select_from(self.outbox))
+        metrics.outbox_depth.set(depth or 0, {"service": self.source})
+
     @staticmethod
     async def _send(producer: Producer, rows) -> None:
-        futures = [await producer.send_raw(r.topic, r.key.encode(), r.value,
-                                           [(k, v.encode()) for k, v in json.loads(r.headers)])
-                   for r in rows]
-        await asyncio.gather(*futures)
+        """Send the rows, each in a PRODUCER span whose parent is the context the row
+        was emitted in; the record carries the producer span's context."""
+        spans, futures, types = [], [], []
+        try:
+            for r in rows:
+                headers = [(k, v.encode()) for k, v in json.loads(r.headers)]
+                h = {k: v.decode() for k, v in headers}
+                span = tracing.start_producer_span(
+                    r.topic, h.get("ce_type", ""), h.get("traceparent", ""), h.get("tracestate", ""),
+                    {"cloudevents.event_id": h.get("ce_id"), "cloudevents.event_subject": r.key,
+                     "coffer.outbox.id": r.id})
+                spans.append(span)
+                types.append(h.get("ce_type", ""))
+                futures.append(await producer.send_raw(r.topic, r.key.encode(), r.value,
+                                                       tracing.with_trace_headers(span, headers)))
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        except BaseException as exc:
+            for span in spans:
+                tracing.end_span(span, exc)
+            raise
+        failed = None
+        for r, event_type, span, result in zip(rows, types, spans, results):
+            if isinstance(result, BaseException):
+                failed = failed or result
+                tracing.end_span(span, result)
+            else:
+                tracing.end_span(span)
+                metrics.produced(r.topic, event_type)
+        if failed is not None:
+            raise failed
 
     async def _delete(self, conn, rows) -> None:
         if rows:

@@ -1,4 +1,4 @@
-"""What every service process does: logging, tracing, its database with outbox and
+"""What every service process does: logging, tracing, metrics, its database with outbox and
 inbox, the producer, consumer loops, the relay, and a clean stop on SIGTERM/SIGINT."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 
 from sqlalchemy import MetaData
 
-from . import logs, tracing
+from . import logs, metrics, tracing
 from .bus import ConsumerLoop, Handler, Producer, ensure_topics
 from .config import KafkaSettings, database_url
 from .db import create_schema, make_engine
@@ -22,6 +22,7 @@ class ServiceRuntime:
         self.name = name
         self.logger = logs.setup(name)
         self.tracer = tracing.setup(name)
+        self.metrics_port = metrics.setup(name)
         self.kafka = KafkaSettings()
         self.metadata = metadata
         self.engine = make_engine(database_url(name))
@@ -72,3 +73,4 @@ class ServiceRuntime:
             await loop.stop()
         await self.producer.stop()
         await self.engine.dispose()
+        tracing.flush()

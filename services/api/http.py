@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -10,6 +11,7 @@ from aiohttp import web
 from opentelemetry import trace
 from sqlalchemy import or_, select, update
 
+from plumbing import metrics, tracing
 from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.logs import log
@@ -42,8 +44,16 @@ def query_bool(value: str | None) -> bool:
 async def faults_middleware(request: web.Request, handler):
     request_id = f"req-{uuid.uuid4()}"
     tracer = request.app["tracer"]
-    route = getattr(request.match_info.route.resource, "canonical", request.path)
-    with tracer.start_as_current_span(f"{request.method} {route}", kind=trace.SpanKind.SERVER):
+    resource = request.match_info.route.resource
+    route = getattr(resource, "canonical", "") or ""  # "" when no route matched
+    started = time.perf_counter()
+    # a server span per request, continuing the caller's trace when it sends a traceparent;
+    # a Fault is an answer, not an error of the span: only 5xx mark it failed
+    with tracer.start_as_current_span(f"{request.method} {route}".strip(), context=tracing.incoming(request.headers),
+                                      kind=trace.SpanKind.SERVER, record_exception=False,
+                                      set_status_on_exception=False, attributes={
+                                          "http.request.method": request.method, "url.path": request.path,
+                                          "http.route": route, "coffer.request_id": request_id}) as span:
         try:
             response = await handler(request)
         except Fault as fault:
@@ -58,6 +68,12 @@ async def faults_middleware(request: web.Request, handler):
             response = Fault(500, f"Internal Server Error. Please keep this ID to help us figure out what "
                                   f"went wrong: ({request_id}).")
         response.headers["x-openstack-request-id"] = request_id
+        span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
+            span.set_status(trace.Status(trace.StatusCode.ERROR))
+        metrics.http_server_duration.record(time.perf_counter() - started, {
+            "http.request.method": request.method, "http.route": route or "unmatched",
+            "http.response.status_code": response.status})
         if isinstance(response, web.HTTPException):
             raise response
         return response
