@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/provision.py
+	$(VENV)/bin/python bench/events.py
 
 clean:
 	rm -rf $(VENV) .coffer

@@ -24,6 +24,7 @@ from .logs import log
 logger = logging.getLogger("coffer.bus")
 
 Handler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 HANDLER_ATTEMPTS = 3
 LAG_EVERY_SECONDS = 1.0
 
@@ -95,8 +96,9 @@ class ConsumerLoop:
 
     def __init__(self, settings: KafkaSettings, producer: Producer, group: str,
                  topic_names: list[str], handler: Handler, wanted_types: set[str] | None = None,
-                 tracer=None):
+                 tracer=None, batch_handler: BatchHandler | None = None):
         self.settings, self.producer, self.handler = settings, producer, handler
+        self.batch_handler = batch_handler  # all events of a fetch at once, when given
         self.tracer = tracer or tracing.setup(producer.source)
         self.group, self.topic_names = settings.group(group), topic_names
         self.wanted_types = wanted_types
@@ -127,8 +129,12 @@ class ConsumerLoop:
                 continue
             # Across topics, handle records in the order they were produced: a reply
             # (placed) must not overtake the request it answers (create_requested).
-            for record in sorted((r for rs in batches.values() for r in rs), key=lambda r: r.timestamp):
-                await self._handle(record)
+            records = sorted((r for rs in batches.values() for r in rs), key=lambda r: r.timestamp)
+            if self.batch_handler is not None and len(records) > 1:
+                await self._handle_batch(records)
+            else:
+                for record in records:
+                    await self._handle(record)
             await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
 
     async def _measure_lag(self, batches) -> None:
@@ -151,18 +157,42 @@ class ConsumerLoop:
             metrics.consumer_lag.set(lag, {"group": self.group, "topic": tp.topic,
                                            "partition": str(tp.partition)})
 
-    async def _handle(self, record) -> None:
+    async def _decode(self, record) -> Event | None:
+        """The record's event, or None when it is someone else's or was dead-lettered."""
         event_type = header(record.headers, "ce_type")
         if (self.wanted_types is not None and event_type not in self.wanted_types
                 and event_type in registry().current):
             metrics.consumed(record.topic, event_type, self.group, "skipped")
-            return  # a well-formed event meant for other consumers of a shared topic
+            return None  # a well-formed event meant for other consumers of a shared topic
         try:
-            event = decode_record(record)
+            return decode_record(record)
         except DecodeError as exc:
             await self.dead_letter(record, f"decode: {exc}")
             metrics.consumed(record.topic, event_type, self.group, "dead_lettered")
+            return None
+
+    async def _handle_batch(self, records) -> None:
+        decoded = [(r, e) for r in records if (e := await self._decode(r)) is not None]
+        if not decoded:
             return
+        started = time.perf_counter()
+        try:
+            await self.batch_handler([e for _r, e in decoded])
+        except Exception as exc:  # find the culprit: one by one, with retries and the DLQ
+            log(logger, logging.WARNING, "batch failed; handling its events one by one", group=self.group,
+                events=len(decoded), error=repr(exc))
+            for record, event in decoded:
+                await self._handle(record, event)
+            return
+        for record, event in decoded:
+            self._handled(event, started, "ok")
+            metrics.consumed(record.topic, event.type, self.group, "handled")
+
+    async def _handle(self, record, event: Event | None = None) -> None:
+        if event is None:
+            event = await self._decode(record)
+            if event is None:
+                return
         span_attributes = {"messaging.destination.name": record.topic,
                            "messaging.consumer.group.name": self.group,
                            "messaging.destination.partition.id": str(record.partition),

@@ -98,15 +98,38 @@ class UnitOfWork:
         await self.conn.execute(insert(self.store.inbox).values(event_id=event.id, handled_at=utcnow()))
         return True
 
-    async def emit(self, topic: str, event: Event) -> None:
+    async def first_times(self, events: list[Event]) -> list[Event]:
+        """first_time for many events with two statements: those not handled before."""
+        ids = [e.id for e in events]
+        seen = set((await self.conn.execute(select(self.store.inbox.c.event_id)
+                                            .where(self.store.inbox.c.event_id.in_(ids)))).scalars())
+        fresh, fresh_ids = [], set()
+        for event in events:
+            if event.id not in seen and event.id not in fresh_ids:
+                fresh.append(event)
+                fresh_ids.add(event.id)
+        if fresh:
+            moment = utcnow()
+            await self.conn.execute(insert(self.store.inbox),
+                                    [{"event_id": e.id, "handled_at": moment} for e in fresh])
+        return fresh
+
+    def _outbox_row(self, topic: str, event: Event) -> dict:
         tracing.stamp(event)
         if not event.source:
             event.source = self.store.source
         value = registry().encode(event.type, event.data)  # fail now, not in the relay
-        await self.conn.execute(insert(self.store.outbox).values(
-            topic=topic, key=event.subject, value=value, created_at=utcnow(),
-            headers=json.dumps([[k, v.decode()] for k, v in event.headers()])))
+        return dict(topic=topic, key=event.subject, value=value, created_at=utcnow(),
+                    headers=json.dumps([[k, v.decode()] for k, v in event.headers()]))
+
+    async def emit(self, topic: str, event: Event) -> None:
+        await self.conn.execute(insert(self.store.outbox).values(**self._outbox_row(topic, event)))
         self._emitted = True
+
+    async def emit_many(self, topic: str, events: list[Event]) -> None:
+        if events:
+            await self.conn.execute(insert(self.store.outbox), [self._outbox_row(topic, e) for e in events])
+            self._emitted = True
 
 
 class Store:
@@ -133,6 +156,16 @@ class Store:
                     await apply(uow)
         except IntegrityError:
             log(logger, logging.INFO, "event already handled", event_id=event.id)
+
+    async def handled_batch(self, events: list[Event], apply) -> None:
+        """Run `apply(uow, event)` for each event not handled before, all in ONE
+        transaction: a fetched batch costs one commit instead of one per event. If
+        it fails, nothing of it is kept and the caller handles the events one by one."""
+        consumer_tracer = tracing.tracer(self.source)
+        async with self.uow() as uow:
+            for event in await uow.first_times(events):
+                with tracing.consuming(consumer_tracer, event, f"consume {event.type}"):
+                    await apply(uow, event)
 
     async def relay(self, producer: Producer, poll_seconds: float = 1.0) -> None:
         while True:

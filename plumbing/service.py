@@ -10,7 +10,7 @@ from typing import Awaitable, Callable
 from sqlalchemy import MetaData
 
 from . import logs, metrics, tracing
-from .bus import ConsumerLoop, Handler, Producer, ensure_topics
+from .bus import BatchHandler, ConsumerLoop, Handler, Producer, ensure_topics
 from .config import KafkaSettings, database_url
 from .db import create_schema, make_engine
 from .logs import log
@@ -33,8 +33,9 @@ class ServiceRuntime:
         self._started = False
 
     def consume(self, group: str, topics: list[str], handler: Handler,
-                types: set[str] | None = None) -> None:
-        self.loops.append(ConsumerLoop(self.kafka, self.producer, group, topics, handler, types, self.tracer))
+                types: set[str] | None = None, batch_handler: BatchHandler | None = None) -> None:
+        self.loops.append(ConsumerLoop(self.kafka, self.producer, group, topics, handler, types, self.tracer,
+                                       batch_handler))
 
     async def start(self) -> None:
         if self._started:

@@ -18,7 +18,7 @@ async def main() -> None:
     projections = Projections(rt.store)
     rt.consume("coffer-api", [T.INSTANCE_EVENTS, T.HEALTH_EVENTS, T.AGENT_EVENTS, T.DATASTORE_EVENTS,
                               T.SUBSCRIPTION_EVENTS],
-               projections.handle, set(projections.routes))
+               projections.handle, set(projections.routes), batch_handler=projections.handle_batch)
     await rt.start()
     async with rt.store.uow() as uow:
         await seed_flavors(uow.conn)

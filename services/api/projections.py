@@ -43,6 +43,11 @@ class Projections:
             await self.routes[event.type](uow, event)
         await self.store.handled_once(event, apply)
 
+    async def handle_batch(self, events: list[Event]) -> None:
+        async def apply(uow: UnitOfWork, event: Event):
+            await self.routes[event.type](uow, event)
+        await self.store.handled_batch(events, apply)
+
     async def _set(self, uow: UnitOfWork, instance_id: str, **values) -> None:
         await uow.conn.execute(update(instances).where(instances.c.id == instance_id)
                                .values(updated_at=now(), **values))

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import delete, select, update
 
+from plumbing import metrics, tracing
 from plumbing import topics as T
-from plumbing import tracing
 from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.outbox import Store, UnitOfWork
@@ -54,7 +55,10 @@ class Provisioner:
 
     async def _advance(self, event: Event, instance_id: str, change) -> None:
         """Load the running create saga, apply `change`, persist, perform effects."""
+        ended: list[CreateSaga] = []
+
         async def apply(uow: UnitOfWork):
+            ended.clear()
             row, saga = await self._load(uow, instance_id)
             if saga is None:
                 return  # no create running (finished, failed or deleted): nothing to do
@@ -62,7 +66,11 @@ class Provisioner:
             fault = change(saga)
             await self._perform(uow, event, instance_id, saga, fault, before)
             await self._save(uow, row, saga, saga.step != before)
+            if saga.step in ("done", "failed"):
+                ended.append(saga)
         await self.store.handled_once(event, apply)
+        for saga in ended:  # counted once the outcome is committed
+            metrics.saga_finished("create", saga.step, time.time() - saga.started_at)
 
     async def _perform(self, uow: UnitOfWork, event: Event, instance_id: str, saga: CreateSaga,
                        fault: str | None, step_before: str) -> None:
@@ -137,7 +145,7 @@ class Provisioner:
             await uow.conn.execute(instances.insert().values(
                 instance_id=d["instance_id"], project_id=d["project_id"], spec=json.dumps(spec),
                 status="BUILD", epoch=1))
-            saga = CreateSaga(needs_credentials=bool(d["users"]))
+            saga = CreateSaga(needs_credentials=bool(d["users"]), started_at=time.time())
             await uow.conn.execute(operations.insert().values(
                 op_id=f"{d['instance_id']}:create", instance_id=d["instance_id"], kind="create",
                 step=saga.step, deadline=saga.deadline(now()), data=json.dumps(saga.to_dict()),

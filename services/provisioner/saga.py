@@ -36,6 +36,7 @@ class CreateSaga:
     sealed_for: str | None = None
     agent_public_key: str | None = None
     prepare_command_id: str | None = None
+    started_at: float = 0.0  # epoch seconds, for the saga-duration metric
     effects: list[str] = field(default_factory=list)  # what the handler must do now
 
     def deadline(self, now: datetime) -> datetime:
