@@ -7,3 +7,4 @@ CREATE DATABASE scheduler;
 CREATE DATABASE provisioner;
 CREATE DATABASE backup;
 CREATE DATABASE monitor;
+CREATE DATABASE notifier;

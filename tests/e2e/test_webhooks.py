@@ -25,8 +25,9 @@ pytestmark = pytest.mark.e2e
 class Receiver:
     """A webhook receiver in a thread; answers 500 to the first `fail_first` calls of a path."""
 
-    def __init__(self, fail_first: dict[str, int]):
+    def __init__(self, fail_first: dict[str, int], redirect: set[str] = frozenset()):
         self.port = broker.free_port()
+        self.redirect = redirect
         self.calls: list[dict] = []
         self.fail_first = dict(fail_first)
         self._loop = asyncio.new_event_loop()
@@ -39,6 +40,10 @@ class Receiver:
 
     async def _handle(self, request: web.Request):
         body = await request.read()
+        if request.path in self.redirect:
+            self.calls.append({"path": request.path, "headers": dict(request.headers), "body": body,
+                               "answered": 302})
+            raise web.HTTPFound(location=self.url("/redirected"))
         failing = self.fail_first.get(request.path, 0) > 0
         if failing:
             self.fail_first[request.path] -= 1
@@ -140,6 +145,27 @@ def test_signed_ordered_deliveries_with_retries_and_isolation(stack, other_proje
         return [d for d in rows if d["event_id"] == retried_id and d["status"] == "delivered"]
     row = wait_for(retried_delivery, 15, what="the retried delivery in the API")[0]
     assert row["attempts"] == 2 and row["last_status_code"] == 204
+
+
+def test_redirects_are_not_followed(stack):
+    receiver = Receiver(fail_first={}, redirect={"/moved"})
+    call = api(stack, stack.member_token, stack.project)
+    sub = call("POST", "/subscriptions", json={"subscription": {
+        "url": receiver.url("/moved"), "categories": ["creation"]}}).json()["subscription"]
+    client = trove(stack)
+    inst = client.instances.create("redirected", "d1", volume={"size": 1}, datastore="postgresql",
+                                   datastore_version=installed_pg_version())
+    wait_active(client, inst.id)
+
+    def refused_delivery():
+        rows = call("GET", f"/subscriptions/{sub['id']}/deliveries").json()["deliveries"]
+        return [d for d in rows if d["resource_id"] == inst.id and d["last_status_code"] == 302]
+    row = wait_for(refused_delivery, 20, what="a delivery answered with a redirect")[0]
+    assert "redirects are not followed" in row["last_error"] and row["status"] == "retrying"
+    assert not [c for c in receiver.calls if c["path"] == "/redirected"]
+    call("DELETE", f"/subscriptions/{sub['id']}")
+    client.instances.delete(inst.id)
+    wait_gone(client, inst.id)
 
 
 @pytest.mark.parametrize("url, fragment", [

