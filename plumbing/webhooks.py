@@ -13,11 +13,8 @@ import socket
 from datetime import date, datetime
 from urllib.parse import urlsplit
 
-import nacl.secret
-import nacl.utils
-
-from .config import coffer_home
 from .envelope import Event
+from .secretkeys import secret_box
 
 SIGNATURE_HEADER = "Coffer-Signature"
 
@@ -75,28 +72,16 @@ def verify(secret: str, header: str, body: bytes, now: int, tolerance: int = 300
     return hmac.compare_digest(signature(secret, timestamp, body), header)
 
 
-def _secret_key() -> bytes:
-    configured = os.environ.get("COFFER_WEBHOOK_SECRET_KEY")
-    if configured:
-        return base64.b64decode(configured)
-    path = coffer_home() / "webhook-secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(nacl.utils.random(nacl.secret.SecretBox.KEY_SIZE))
-        except FileExistsError:
-            pass  # the other service made it first
-    return path.read_bytes()
+def _box():
+    return secret_box("COFFER_WEBHOOK_SECRET_KEY", "webhook-secret.key")
 
 
 def seal_secret(secret: str) -> str:
-    return base64.b64encode(nacl.secret.SecretBox(_secret_key()).encrypt(secret.encode())).decode()
+    return base64.b64encode(_box().encrypt(secret.encode())).decode()
 
 
 def open_secret(sealed: str) -> str:
-    return nacl.secret.SecretBox(_secret_key()).decrypt(base64.b64decode(sealed)).decode()
+    return _box().decrypt(base64.b64decode(sealed)).decode()
 
 
 def _json_default(value):

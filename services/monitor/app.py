@@ -134,11 +134,12 @@ async def watch_heartbeats(stream):
             previous = instances.get(iid)
             sent_at_ms = int(event.data["sent_at"].timestamp() * 1000)  # Avro timestamp-millis decodes to datetime
             seq = event.data["seq"]
-            instances[iid] = {"last_seen": sent_at_ms, "status": verdict.status, "project": event.project,
-                              "seq": seq}
+            kept = health.next_status(previous["status"] if previous else None, verdict)
+            instances[iid] = {"last_seen": sent_at_ms, "status": kept, "project": event.project, "seq": seq}
             # a restarted agent counts from 1 again: announce, whatever was known before
             restarted = previous is not None and seq <= previous.get("seq", 0)
-            if iid in announced_silent or previous is None or restarted or previous["status"] != verdict.status:
+            if health.worth_announcing(previous["status"] if previous else None, kept, restarted,
+                                       iid in announced_silent):
                 announced_silent.discard(iid)
                 await announce(iid, event.project, verdict)
 

@@ -22,3 +22,20 @@ def silent(last_seen_ms: int, now_ms: int, window_s: float) -> Verdict | None:
         return Verdict("UNHEALTHY", "availability",
                        f"no heartbeat from the agent for {(now_ms - last_seen_ms) / 1000:.0f} s")
     return None
+
+
+STARTING = "STARTING"
+
+
+def next_status(previous: str | None, verdict: Verdict) -> str:
+    """The status to keep: an engine that has never been up yet is STARTING, not
+    UNHEALTHY (its create has a deadline of its own)."""
+    if verdict.status == "UNHEALTHY" and previous in (None, STARTING):
+        return STARTING
+    return verdict.status
+
+
+def worth_announcing(previous: str | None, kept: str, restarted: bool, was_silent: bool) -> bool:
+    if kept == STARTING:
+        return False
+    return previous is None or restarted or was_silent or previous != kept
