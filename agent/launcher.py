@@ -9,6 +9,7 @@ the answer is {"pid": N} or {"error": "..."}."""
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
 import os
 import signal
@@ -18,25 +19,28 @@ from pathlib import Path
 
 # Imported before any fork so that children start warm. No threads and no event
 # loop may exist in this process: fork copies only the calling thread.
-import agent.datastores.postgresql.manager  # noqa: F401
 import agent.runtime  # noqa: F401
-from agent.datastores.postgresql.initdb import ensure_template
+from agent.manager import PLUGINS
+
+PLUGIN_MODULES = {name: (importlib.import_module(f"{package}.manager"), importlib.import_module(f"{package}.bootstrap"))
+                  for name, package in PLUGINS.items()}
 
 PR_SET_NAME = 15
 
 
 def _warm_templates(templates_dir: Path) -> None:
-    versions = sorted(p.parts[-3] for p in Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     pid = os.fork()
     if pid == 0:  # in a child, so the launcher answers at once
         # with SIGCHLD ignored, subprocess would take every exit status for 0
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         code = 0
-        for version in versions:
+        for name, (_manager, bootstrap) in PLUGIN_MODULES.items():
+            if not hasattr(bootstrap, "warm_templates"):
+                continue
             try:
-                ensure_template(templates_dir, version)
+                bootstrap.warm_templates(templates_dir)
             except Exception as exc:  # an agent makes it itself later, and reports a failure
-                print(f"template for PostgreSQL {version} not made: {exc}", file=sys.stderr)
+                print(f"templates for {name} not made: {exc}", file=sys.stderr)
                 code = 1
         os._exit(code)
 

@@ -1,6 +1,7 @@
 """The interface every datastore plugin implements."""
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,18 +66,27 @@ class DatastoreManager(ABC):
     async def metrics(self) -> Metrics: ...
 
 
+# datastore name -> its plugin package. Each package has `bootstrap.py` with a
+# blocking, stdlib-only `bootstrap(config)` (and optionally `warm_templates(dir)`
+# for the host launcher) and `manager.py` with a `Manager(DatastoreManager)`.
+PLUGINS = {
+    "postgresql": "agent.datastores.postgresql",
+}
+
+
+def _plugin(datastore: str) -> str:
+    try:
+        return PLUGINS[datastore]
+    except KeyError:
+        raise ValueError(f"no agent plugin for datastore {datastore!r}") from None
+
+
 def bootstrap_function(config: InstanceConfig):
-    """The plugin's blocking, stdlib-only bring-up, so the agent can start the
-    engine in a thread before it imports its bus and database clients."""
-    if config.datastore == "postgresql":
-        from .datastores.postgresql.bootstrap import bootstrap
-        return lambda: bootstrap(config.directory, Path(config.templates_dir), config.version,
-                                 config.address, config.port, config.ram_mb)
-    raise ValueError(f"no agent plugin for datastore {config.datastore!r}")
+    """The plugin's blocking bring-up, so the agent can start the engine in a
+    thread before it imports its bus and database clients."""
+    module = importlib.import_module(f"{_plugin(config.datastore)}.bootstrap")
+    return lambda: module.bootstrap(config)
 
 
 def load(config: InstanceConfig) -> DatastoreManager:
-    if config.datastore == "postgresql":
-        from .datastores.postgresql.manager import PostgresManager
-        return PostgresManager(config)
-    raise ValueError(f"no agent plugin for datastore {config.datastore!r}")
+    return importlib.import_module(f"{_plugin(config.datastore)}.manager").Manager(config)

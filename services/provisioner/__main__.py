@@ -20,7 +20,7 @@ async def main() -> None:
     driver = drivers.load(os.environ.get("COFFER_COMPUTE_DRIVER", "local"))
     driver.start()
     prov = Provisioner(rt.store, driver, rt.kafka.bootstrap)
-    offers = {(o.datastore, o.version): o.version_number for o in driver.offers()}
+    offers = {(o.datastore, o.version): o for o in driver.offers()}
 
     routes = {
         "coffer.instance.create_requested.v1": lambda e: prov.create_requested(e, offers),

@@ -134,14 +134,21 @@ class Provisioner:
             step=step, message=message)
 
     # -- event handlers -----------------------------------------------------
-    async def create_requested(self, event: Event, offers: dict[tuple[str, str], str]) -> None:
+    async def create_requested(self, event: Event, offers: dict) -> None:
         d = event.data
 
         async def apply(uow: UnitOfWork):
             if (await uow.conn.execute(select(instances.c.instance_id).where(
                     instances.c.instance_id == d["instance_id"]))).first():
                 return
-            spec = dict(d, port=5432, version_number=offers.get((d["datastore"], d["datastore_version"]), ""))
+            offer = offers.get((d["datastore"], d["datastore_version"]))
+            if offer is None:  # the API offered it, but this provisioner's driver cannot run it
+                await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.failed.v1", {
+                    "instance_id": d["instance_id"], "operation": "create", "step": "accepting",
+                    "message": f"{d['datastore']} {d['datastore_version']} cannot be run here any more.",
+                    "details": ""}, source=SOURCE))
+                return
+            spec = dict(d, port=offer.port, version_number=offer.version_number)
             await uow.conn.execute(instances.insert().values(
                 instance_id=d["instance_id"], project_id=d["project_id"], spec=json.dumps(spec),
                 status="BUILD", epoch=1))

@@ -8,7 +8,16 @@ from . import initdb, run
 from .engine_user import chown_to_engine_user
 
 
-def bootstrap(directory: Path, templates_dir: Path, version: str, address: str, port: int, ram_mb: int) -> None:
+def warm_templates(templates_dir: Path) -> None:
+    """Make a template data directory for every installed version (the launcher
+    does it once per host, so no create pays for initdb)."""
+    for version in sorted(p.parts[-3] for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        initdb.ensure_template(templates_dir, version)
+
+
+def bootstrap(config) -> None:
+    directory, templates_dir, version = config.directory, Path(config.templates_dir), config.version
+    address, port, ram_mb = config.address, config.port, config.ram_mb
     socket_dir, data, log = directory / "run", directory / "data", directory / "postgresql.log"
     socket_dir.mkdir(mode=0o700, exist_ok=True)
     chown_to_engine_user(socket_dir)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from pathlib import Path
 
 import psycopg
 
@@ -17,7 +16,7 @@ from .engine_user import run as run_engine
 DISK_SAMPLE_SECONDS = 10
 
 
-class PostgresManager(DatastoreManager):
+class Manager(DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.data = config.directory / "data"
@@ -31,8 +30,7 @@ class PostgresManager(DatastoreManager):
         return m.group(1) if m else self.config.version
 
     async def bootstrap(self) -> None:
-        c = self.config
-        await asyncio.to_thread(bootstrap, c.directory, Path(c.templates_dir), c.version, c.address, c.port, c.ram_mb)
+        await asyncio.to_thread(bootstrap, self.config)
 
     async def stop(self) -> None:
         if self._conn is not None:

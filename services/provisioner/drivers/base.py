@@ -10,6 +10,7 @@ class DatastoreOffer:
     version: str
     version_number: str
     manager: str
+    port: int            # the engine's default port, where its instances listen
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -19,9 +18,7 @@ from pathlib import Path
 from plumbing.config import coffer_home
 
 from .base import ComputeDriver, DatastoreOffer, LaunchSpec
-
-ENGINE_PORTS = {"postgresql": 5432}
-
+from .local_engines import installed_engines
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -35,16 +32,6 @@ def _pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (FileNotFoundError, IndexError):
         return False
-
-
-def postgres_offers(root: Path = Path("/usr/lib/postgresql")) -> list[DatastoreOffer]:
-    offers = []
-    for binary in sorted(root.glob("*/bin/postgres")):
-        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout
-        m = re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)?)", out)
-        if m:
-            offers.append(DatastoreOffer("postgresql", binary.parts[-3], m.group(1), "postgresql"))
-    return offers
 
 
 class LocalDriver(ComputeDriver):
@@ -101,7 +88,7 @@ class LocalDriver(ComputeDriver):
         return answer["pid"]
 
     def offers(self) -> list[DatastoreOffer]:
-        return postgres_offers()
+        return installed_engines()
 
     def allocate_address(self, taken: set[str]) -> str:
         for address in self.network.hosts():
