@@ -17,7 +17,7 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.outbox import Store
 
-from . import auth, validation, views
+from . import auth, naming, validation, views
 from .faults import Fault, bad_request, not_found
 from .subscriptions import Subscriptions
 from .tables import datastore_versions, datastores, flavors, instances, pending_credentials
@@ -248,8 +248,6 @@ class Api:
             raise Fault(501, "Replicas and restores are not available yet in this Coffer release.")
         flavor_id = validation.flavor_ref(spec.get("flavorRef"))
         volume_gb = validation.volume_size(spec.get("volume"))
-        dbs = validation.databases(spec.get("databases"))
-        users = validation.users(spec.get("users"), {d["name"] for d in dbs})
         ds_spec = spec.get("datastore") or {}
         if not isinstance(ds_spec, dict):
             raise bad_request("Validation error: instance['datastore'] must be an object.")
@@ -262,6 +260,9 @@ class Api:
             if not version_name:
                 raise bad_request(f"Datastore {ds.name} has no default version; name one.")
             version = await self._version(uow.conn, ds.id, version_name, by_name_status=400)
+            rules = naming.rules_for(ds.name)
+            dbs = validation.databases(spec.get("databases"), rules, ds.name)
+            users = validation.users(spec.get("users"), {d["name"] for d in dbs}, rules)
             instance_id, created = str(uuid.uuid4()), now()
             await uow.conn.execute(instances.insert().values(
                 id=instance_id, project_id=request["project"], name=name, status="BUILD", operating_status="",

@@ -4,11 +4,9 @@ from __future__ import annotations
 import re
 
 from .faults import bad_request
+from .naming import NamingRules
 
-PG_NAME_MAX = 63
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]*$")
-RESERVED_DATABASES = {"postgres", "template0", "template1"}
-RESERVED_USERS = {"postgres", "root", "os_admin"}
 
 
 def body_object(body, key: str) -> dict:
@@ -42,25 +40,27 @@ def volume_size(value) -> int:
     return size
 
 
-def identifier(kind: str, name, reserved: set[str]) -> str:
-    if not isinstance(name, str) or not name or len(name) > PG_NAME_MAX or not NAME_RE.match(name):
-        raise bad_request(f"{kind} name {name!r} is not valid: use up to {PG_NAME_MAX} letters, digits, _ or -, "
+def identifier(kind: str, name, longest: int, reserved: frozenset[str]) -> str:
+    if not isinstance(name, str) or not name or len(name) > longest or not NAME_RE.match(name):
+        raise bad_request(f"{kind} name {name!r} is not valid: use up to {longest} letters, digits, _ or -, "
                           "starting with a letter or _.")
     if name.lower() in reserved:
         raise bad_request(f"{kind} name {name!r} is reserved.")
     return name
 
 
-def databases(value) -> list[dict]:
-    if value is None:
+def databases(value, rules: NamingRules, datastore: str) -> list[dict]:
+    if value is None or value == []:
         return []
+    if not rules.has_databases:
+        raise bad_request(f"Databases are not applicable to {datastore}.")
     if not isinstance(value, list):
         raise bad_request("Validation error: instance['databases'] must be a list.")
     out, seen = [], set()
     for db in value:
         if not isinstance(db, dict):
             raise bad_request("Validation error: each database must be an object with a name.")
-        name = identifier("Database", db.get("name"), RESERVED_DATABASES)
+        name = identifier("Database", db.get("name"), rules.database_max, rules.reserved_databases)
         if name in seen:
             raise bad_request(f"Database name {name!r} is given more than once.")
         seen.add(name)
@@ -68,7 +68,7 @@ def databases(value) -> list[dict]:
     return out
 
 
-def users(value, database_names: set[str]) -> list[dict]:
+def users(value, database_names: set[str], rules: NamingRules) -> list[dict]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -77,7 +77,7 @@ def users(value, database_names: set[str]) -> list[dict]:
     for user in value:
         if not isinstance(user, dict):
             raise bad_request("Validation error: each user must be an object with a name and a password.")
-        name = identifier("User", user.get("name"), RESERVED_USERS)
+        name = identifier("User", user.get("name"), rules.user_max, rules.reserved_users)
         password = user.get("password")
         if not isinstance(password, str) or not password:
             raise bad_request(f"User {name!r} needs a password.")
