@@ -17,7 +17,7 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.outbox import Store
 
-from . import auth, naming, validation, views
+from . import auth, naming, openapi, validation, views
 from .faults import Fault, bad_request, not_found
 from .subscriptions import Subscriptions
 from .tables import datastore_versions, datastores, flavors, instances, pending_credentials
@@ -303,6 +303,7 @@ def build_app(store: Store, tracer) -> web.Application:
     app["store"], app["tracer"], app["token_cache"] = store, tracer, {}
     p = "/v1.0/{project}"
     app.router.add_get("/", api.versions)
+    app.router.add_get("/openapi.json", lambda _request: web.json_response(openapi.document()))
     app.router.add_get(f"{p}/flavors", api.list_flavors)
     app.router.add_get(f"{p}/flavors/{{flavor}}", api.show_flavor)
     app.router.add_get(f"{p}/datastores", api.list_datastores)
