@@ -17,8 +17,9 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.outbox import Store
 
-from . import auth, naming, openapi, validation, views
+from . import auth, naming, openapi, quotas, validation, views
 from .faults import Fault, bad_request, not_found
+from .quotas import Quotas
 from .subscriptions import Subscriptions
 from .tables import datastore_versions, datastores, flavors, instances, pending_credentials
 from .vault import Vault
@@ -260,6 +261,8 @@ class Api:
             if not version_name:
                 raise bad_request(f"Datastore {ds.name} has no default version; name one.")
             version = await self._version(uow.conn, ds.id, version_name, by_name_status=400)
+            await quotas.check(uow.conn, request["project"],
+                               {"instances": 1, "volumes": volume_gb, "ram": flavor.ram_mb})
             rules = naming.rules_for(ds.name)
             dbs = validation.databases(spec.get("databases"), rules, ds.name)
             users = validation.users(spec.get("users"), {d["name"] for d in dbs}, rules)
@@ -317,4 +320,5 @@ def build_app(store: Store, tracer) -> web.Application:
     app.router.add_get(f"{p}/instances/{{instance}}", api.show_instance)
     app.router.add_delete(f"{p}/instances/{{instance}}", api.delete_instance)
     Subscriptions(store, read_json).routes(app, p)
+    Quotas(store, read_json).routes(app, p)
     return app

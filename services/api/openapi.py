@@ -114,6 +114,7 @@ FLAVOR = _param("flavor", "flavor id")
 DATASTORE = _param("datastore", "datastore id or name")
 VERSION = _param("version", "version id or name")
 SUBSCRIPTION = _param("subscription", "subscription id")
+TARGET = _param("target", "the project whose quotas are meant")
 PAGE = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
         {"name": "marker", "in": "query", "schema": {"type": "string"}},
         {"name": "include_clustered", "in": "query", "schema": {"type": "string"}}]
@@ -142,6 +143,18 @@ PATHS = {
     f"{V}/instances/{{instance}}": {
         "get": _op("show an instance", 200, _wrapped("instance", _ref("Instance")), (INSTANCE,)),
         "delete": _op("delete an instance (allowed in BUILD too)", 202, None, (INSTANCE,))},
+    f"{V}/limits": {"get": _op("absolute limits of the project", 200, _obj({"limits": {"type": "array", "items": _obj({
+        "verb": STR, "max_instances": {"type": "integer"}, "max_ram": {"type": "integer"},
+        "max_volumes": {"type": "integer"}, "max_backups": {"type": "integer"}})}}))},
+    f"{V}/mgmt/quotas/{{target}}": {
+        "get": _op("a project's quota usage (its own, or any for an admin)", 200, _obj({"quotas": {
+            "type": "array", "items": _obj({"resource": STR, "in_use": {"type": "integer"},
+                                            "reserved": {"type": "integer"}, "limit": {"type": "integer"}})}}),
+            (TARGET,)),
+        "put": _op("set a project's quota limits (admin; Trove answers 200)", 200,
+                   _obj({"quotas": {"type": "object", "additionalProperties": {"type": "integer"}}}), (TARGET,),
+                   body=_obj({"quotas": {"type": "object", "additionalProperties": {
+                       "type": ["integer", "null"], "minimum": -1}}}, ["quotas"]))},
     f"{V}/event-types": {"get": _op("public event types with their Avro schemas and fingerprints", 200,
                                     _obj({"event_types": {"type": "array", "items": _ref("EventType")},
                                           "categories": {"type": "array", "items": STR}}))},

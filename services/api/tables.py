@@ -105,3 +105,11 @@ deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Per-project quota limits set by an admin; absent rows take the defaults.
+quotas = Table(
+    "quotas", metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("resource", String(32), primary_key=True),
+    Column("hard_limit", Integer, nullable=False),
+)
