@@ -6,11 +6,13 @@ both the command latency and the idle cost. The channel polls fast while command
 flow and slowly once it has been idle for a while."""
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from plumbing import topics as T
@@ -67,7 +69,11 @@ class CommandChannel:
 
     async def records(self):
         while True:
-            batch = await self.consumer.getmany(self.tp, timeout_ms=500)
+            try:
+                batch = await self.consumer.getmany(self.tp, timeout_ms=500)
+            except KafkaError:  # the broker is away: the engine keeps running, commands wait
+                await asyncio.sleep(1)
+                continue
             mine = False
             for record in batch.get(self.tp, []):
                 if record.key == self.instance_id.encode():

@@ -129,9 +129,22 @@ class Agent:
             log(logger, logging.INFO if not error else logging.ERROR, "command done",
                 command=name, command_id=command.data.get("command_id"), error=error,
                 seconds_since_agent_start=self._since_start())
-            await self.producer.send(T.AGENT_EVENTS, self._event("coffer.agent.command_result.v1", {
+            await self._send_until_acknowledged(T.AGENT_EVENTS, self._event("coffer.agent.command_result.v1", {
                 "instance_id": self.config.instance_id, "command_id": command.data.get("command_id", ""),
                 "command": name, "success": not error, "error": error}, cause=command))
+
+    async def _send_until_acknowledged(self, topic: str, event: Event) -> None:
+        """A result must not be lost while the broker is away: the command counts as
+        done (its offset is saved) only once its result is acknowledged."""
+        delay = 0.5
+        while True:
+            try:
+                await self.producer.send(topic, event)
+                return
+            except Exception as exc:  # the broker is unreachable: keep the engine running, retry
+                log(logger, logging.WARNING, "result not sent yet", event_type=event.type, error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
 
     async def prepare(self, data: dict) -> None:
         passwords = sealing.open_sealed(self.key, data["sealed_credentials"]) if data.get("sealed_credentials") else {}
@@ -145,16 +158,22 @@ class Agent:
 
     async def heartbeat(self) -> None:
         while True:
-            m = await self.manager.metrics() if self.engine_running() else None
-            self.seq += 1
-            await self.producer.send(T.TELEMETRY, self._event("coffer.telemetry.heartbeat.v1", {
-                "instance_id": self.config.instance_id, "host": self.config.host, "seq": self.seq,
-                "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up), "role": "primary",
-                "connections": m.connections if m else 0, "xact_commit": m.xact_commit if m else 0,
-                "cpu_seconds": m.cpu_seconds if m else 0.0, "rss_bytes": m.rss_bytes if m else 0,
-                "disk_used_bytes": m.disk_used_bytes if m else 0,
-                "disk_total_bytes": self.config.volume_gb * 1024 ** 3}))
+            try:
+                await self._beat()
+            except Exception as exc:  # a missed beat is the monitor's business, not a reason to stop
+                log(logger, logging.WARNING, "heartbeat not sent", error=repr(exc))
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def _beat(self) -> None:
+        m = await self.manager.metrics() if self.engine_running() else None
+        self.seq += 1
+        await self.producer.send(T.TELEMETRY, self._event("coffer.telemetry.heartbeat.v1", {
+            "instance_id": self.config.instance_id, "host": self.config.host, "seq": self.seq,
+            "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up), "role": "primary",
+            "connections": m.connections if m else 0, "xact_commit": m.xact_commit if m else 0,
+            "cpu_seconds": m.cpu_seconds if m else 0.0, "rss_bytes": m.rss_bytes if m else 0,
+            "disk_used_bytes": m.disk_used_bytes if m else 0,
+            "disk_total_bytes": self.config.volume_gb * 1024 ** 3}))
 
     async def run(self) -> None:
         # here, in the forked agent, never in the launcher: the span processor has a thread
