@@ -71,6 +71,9 @@ class DatastoreManager(ABC):
 # for the host launcher) and `manager.py` with a `Manager(DatastoreManager)`.
 PLUGINS = {
     "postgresql": "agent.datastores.postgresql",
+    "redis": "agent.datastores.redis",
+    "mariadb": "agent.datastores.mariadb",
+    "mysql": "agent.datastores.mariadb",
 }
 
 

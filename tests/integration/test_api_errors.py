@@ -94,3 +94,18 @@ def test_reader_cannot_create(api, stack):
 def test_versions_document_needs_no_token(stack):
     body = requests.get(stack.api_url + "/", timeout=10).json()
     assert body["versions"][0]["id"] == "v1.0"
+
+
+def test_redis_has_no_databases_and_mysql_names_follow_mysql_rules(api):
+    def body(datastore, **overrides):
+        versions = api("GET", f"/datastores/{datastore}/versions").json()["versions"]
+        return {"instance": {"name": "x", "flavorRef": "d1", "volume": {"size": 1},
+                             "datastore": {"type": datastore, "version": versions[0]["name"]}, **overrides}}
+    before = instance_count(api)
+    message = fault(api("POST", "/instances", json=body("redis", databases=[{"name": "db"}])), "badRequest", 400)
+    assert "not applicable to redis" in message
+    fault(api("POST", "/instances", json=body("mysql", databases=[{"name": "information_schema"}])),
+          "badRequest", 400)
+    fault(api("POST", "/instances", json=body("mysql", users=[{"name": "u" * 33, "password": "p"}])),
+          "badRequest", 400)
+    assert instance_count(api) == before

@@ -28,7 +28,23 @@ def postgresql(root: Path = Path("/usr/lib/postgresql")) -> list[DatastoreOffer]
     return offers
 
 
-DISCOVERIES = [postgresql]
+def redis(binary: Path = Path("/usr/bin/redis-server")) -> list[DatastoreOffer]:
+    number = _version_of([str(binary), "--version"], r"\bv=(\d+\.\d+(?:\.\d+)?)")
+    if not number:
+        return []
+    return [DatastoreOffer("redis", ".".join(number.split(".")[:2]), number, "redis", 6379)]
+
+
+def mariadb(binary: Path = Path("/usr/sbin/mariadbd")) -> list[DatastoreOffer]:
+    """The installed MariaDB server runs both datastores, mariadb and mysql."""
+    number = _version_of([str(binary), "--version"], r"Ver (\d+\.\d+\.\d+)-MariaDB")
+    if not number:
+        return []
+    name = ".".join(number.split(".")[:2])
+    return [DatastoreOffer(datastore, name, number, "mariadb", 3306) for datastore in ("mariadb", "mysql")]
+
+
+DISCOVERIES = [postgresql, mariadb, redis]
 
 
 def installed_engines() -> list[DatastoreOffer]:

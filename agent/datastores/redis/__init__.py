@@ -1,0 +1,1 @@
+"""Redis plugin: one module per concern (layout and settings, run, users, status)."""

@@ -1,0 +1,40 @@
+"""Users as Redis ACL users, through the agent's admin connection. Passwords go
+to Redis as their SHA-256 (ACL SETUSER #<hash>), never in clear."""
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from ...manager import UserSpec
+from .layout import RESERVED_USERS, password_hash
+
+EVERYTHING = ("~*", "&*", "+@all")  # every key, every channel, every command
+
+
+def check(databases: list[dict], users: list[UserSpec]) -> None:
+    """Defence in depth: the API refuses these before they reach the agent."""
+    if databases:
+        raise ValueError("Redis has no databases")
+    for user in users:
+        if user.name in RESERVED_USERS:
+            raise ValueError(f"user name {user.name!r} is reserved")
+        if not user.name or any(c.isspace() or not c.isprintable() for c in user.name):
+            raise ValueError(f"user name {user.name!r} is not valid for Redis")
+        if user.databases:
+            raise ValueError(f"Redis has no databases to grant to user {user.name!r}")
+        if user.host not in ("%", ""):
+            # Redis ACLs cannot restrict a user by client host: refuse rather than allow everywhere
+            raise ValueError(f"Redis cannot restrict user {user.name!r} to host {user.host!r}")
+        if not user.password:
+            raise ValueError(f"user {user.name!r} needs a password")
+
+
+async def create_users(client: Redis, users: list[UserSpec]) -> None:
+    """Idempotent: `reset` first, so the user ends exactly as described whether it
+    existed or not. Once a user exists the default user is disabled, so every client
+    must authenticate; ACL SAVE keeps it all across restarts (users.acl)."""
+    for user in users:
+        await client.execute_command("ACL", "SETUSER", user.name, "reset", "on",
+                                     f"#{password_hash(user.password)}", *EVERYTHING)
+    if users:
+        await client.execute_command("ACL", "SETUSER", "default", "off")
+        await client.execute_command("ACL", "SAVE")
