@@ -22,6 +22,18 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without their zone; they were stored in UTC
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _event_time(event: Event) -> datetime:
+    try:
+        return _aware(datetime.fromisoformat(event.time))
+    except ValueError:
+        return now()
+
+
 class Projections:
     def __init__(self, store: Store):
         self.store = store
@@ -57,9 +69,7 @@ class Projections:
         await self._set(uow, d["instance_id"], address=d["address"], host=d["host"], zone=d["zone"])
 
     async def restarting(self, uow, event):
-        await uow.conn.execute(update(instances).where(
-            instances.c.id == event.data["instance_id"], instances.c.status == "ACTIVE").values(
-            operating_status="RESTARTING", updated_at=now()))
+        await self._health(uow, event.data["instance_id"], "RESTARTING", _event_time(event))
 
     async def active(self, uow, event):
         d = event.data
@@ -67,6 +77,7 @@ class Projections:
         if row is None or row.status == "SHUTDOWN":
             return  # deleted meanwhile: the delete wins
         await self._set(uow, d["instance_id"], status="ACTIVE", operating_status=d["operating_status"],
+                        health_at=_event_time(event),
                         address=d["address"], host=d["host"], zone=d["zone"], fault_message=None,
                         fault_details=None, fault_at=None)
 
@@ -87,16 +98,23 @@ class Projections:
 
     async def health(self, uow, event):
         d = event.data
-        await uow.conn.execute(update(instances).where(
-            instances.c.id == d["instance_id"], instances.c.status == "ACTIVE").values(operating_status=d["status"]))
+        await self._health(uow, d["instance_id"], d["status"], _aware(d["observed_at"]))
+
+    async def _health(self, uow, instance_id: str, status: str, observed_at: datetime) -> None:
+        """Reports about one instance travel different topics (agent, provisioner,
+        monitor) and may arrive out of order: only a newer one changes the status."""
+        row = (await uow.conn.execute(select(instances.c.status, instances.c.health_at).where(
+            instances.c.id == instance_id))).first()
+        if row is None or row.status != "ACTIVE" or (row.health_at and _aware(row.health_at) >= observed_at):
+            return
+        await uow.conn.execute(update(instances).where(instances.c.id == instance_id).values(
+            operating_status=status, health_at=observed_at, updated_at=now()))
 
     async def agent_registered(self, uow, event):
         """A (re)started agent: its engine is on its way up, and any waiting
         passwords are sealed to its key and handed on."""
         d = event.data
-        await uow.conn.execute(update(instances).where(
-            instances.c.id == d["instance_id"], instances.c.status == "ACTIVE").values(
-            operating_status="RESTARTING", updated_at=now()))
+        await self._health(uow, d["instance_id"], "RESTARTING", _event_time(event))
         row = (await uow.conn.execute(select(pending_credentials).where(
             pending_credentials.c.instance_id == d["instance_id"]))).first()
         if row is None:

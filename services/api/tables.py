@@ -52,6 +52,8 @@ instances = Table(
     Column("name", String(255), nullable=False),
     Column("status", String(32), nullable=False),
     Column("operating_status", String(32), nullable=False, default=""),
+    # when what operating_status says was observed: an older report never overwrites a newer one
+    Column("health_at", DateTime(timezone=True)),
     Column("flavor_id", String(64), nullable=False),
     Column("volume_gb", Integer, nullable=False),
     Column("datastore", String(100), nullable=False),
