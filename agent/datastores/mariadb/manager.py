@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 import time
 
@@ -13,8 +12,7 @@ from ...processes import dir_size, usage
 from . import run, status, users
 from .bootstrap import bootstrap
 from .conf import Paths
-from .engine_user import MARIADBD, admin_user
-from .engine_user import run as run_engine
+from .engine_user import admin_user, server_version
 
 DISK_SAMPLE_SECONDS = 10
 
@@ -31,9 +29,7 @@ class Manager(DatastoreManager):
         self._disk = (0.0, 0)
 
     async def engine_version(self) -> str:
-        out = await asyncio.to_thread(run_engine, [str(MARIADBD), "--version"], 30, False)
-        m = re.search(r"Ver (\d+\.\d+\.\d+)", out)
-        return m.group(1) if m else self.config.version
+        return await asyncio.to_thread(server_version) or self.config.version
 
     async def bootstrap(self) -> None:
         await asyncio.to_thread(bootstrap, self.config)

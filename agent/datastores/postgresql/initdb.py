@@ -3,12 +3,10 @@
 own settings."""
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
-from .engine_user import EngineCommandError, bindir, chown_to_engine_user, run
+from ... import templates
+from .engine_user import bindir, chown_to_engine_user, run
 
 HBA = """# written by the Coffer agent
 local   all   all                 trust
@@ -17,30 +15,23 @@ host    all   all   ::/0          scram-sha-256
 """
 
 
-def ensure_template(templates_dir: Path, version: str) -> Path:
-    template = templates_dir / f"postgresql-{version}"
-    if (template / "PG_VERSION").exists():
-        return template
-    templates_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(templates_dir, 0o755)
-    # several agents may race to make it: each builds its own and renames atomically
-    scratch = templates_dir / f".postgresql-{version}-{uuid.uuid4().hex}"
-    scratch.mkdir(mode=0o700)
+def _is_data_directory(path: Path) -> bool:
+    return (path / "PG_VERSION").exists()
+
+
+def _build_template(version: str, scratch: Path) -> None:
     chown_to_engine_user(scratch)
-    run([str(bindir(version) / "initdb"), "-D", str(scratch), "--username=postgres",
-               "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
-               "--locale=C.UTF-8"], timeout=120)
-    if not (scratch / "PG_VERSION").exists():
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise EngineCommandError("initdb finished without making a data directory")
-    with open(scratch / "postgresql.conf", "a") as conf:
-        conf.write("\ninclude_if_exists = 'coffer.conf'\n")
-    (scratch / "pg_hba.conf").write_text(HBA)
-    try:
-        scratch.rename(template)
-    except OSError:  # another agent won the race
-        shutil.rmtree(scratch, ignore_errors=True)
-    return template
+    run([str(bindir(version) / "initdb"), "-D", str(scratch), "--username=postgres", "--auth-local=trust",
+         "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8"], timeout=120)
+    if _is_data_directory(scratch):
+        with open(scratch / "postgresql.conf", "a") as conf:
+            conf.write("\ninclude_if_exists = 'coffer.conf'\n")
+        (scratch / "pg_hba.conf").write_text(HBA)
+
+
+def ensure_template(templates_dir: Path, version: str) -> Path:
+    return templates.ensure_template(templates_dir / f"postgresql-{version}", _is_data_directory,
+                                     lambda scratch: _build_template(version, scratch))
 
 
 def settings(address: str, port: int, socket_dir: Path, ram_mb: int) -> str:
@@ -64,13 +55,7 @@ def settings(address: str, port: int, socket_dir: Path, ram_mb: int) -> str:
 
 def ensure_data_directory(data: Path, templates_dir: Path, version: str) -> bool:
     """True when a new data directory was made."""
-    if (data / "PG_VERSION").exists():
+    if _is_data_directory(data):
         return False
-    template = ensure_template(templates_dir, version)
-    partial = data.with_name(data.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    # as root: it keeps the template's owner and may write in the instance directory
-    run(["cp", "-a", str(template), str(partial)], timeout=120, as_engine=False)
-    os.chmod(partial, 0o700)
-    partial.rename(data)
+    templates.copy_template(ensure_template(templates_dir, version), data)
     return True

@@ -1,29 +1,8 @@
-"""redis-server never runs as root: it runs as the redis OS user. Plain blocking
-calls: the agent runs them in a thread, so the engine can start while the agent is
-still importing its bus clients."""
+"""redis-server never runs as root: it runs as the redis OS user."""
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-from pathlib import Path
+from ...engine_user import EngineCommandError, EngineUser  # noqa: F401 - the plugin's names
 
-ENGINE_USER = "redis"
+ENGINE = EngineUser("redis")
+as_engine_user, chown_to_engine_user = ENGINE.argv, ENGINE.chown
 REDIS_SERVER = "/usr/bin/redis-server"
-
-
-class EngineCommandError(Exception):
-    pass
-
-
-def as_engine_user(argv: list[str]) -> list[str]:
-    if os.geteuid() == 0:
-        return ["setpriv", f"--reuid={ENGINE_USER}", f"--regid={ENGINE_USER}", "--init-groups", *argv]
-    return argv
-
-
-def chown_to_engine_user(path: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    pw = pwd.getpwnam(ENGINE_USER)
-    shutil.chown(path, pw.pw_uid, pw.pw_gid)
