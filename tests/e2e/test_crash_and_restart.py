@@ -16,23 +16,10 @@ import pytest
 
 from plumbing import broker
 from tests.conftest import trove, wait_for
-from tests.e2e.test_instance_lifecycle import (installed_pg_version, postmasters, wait_active,
+from tests.e2e.support import (agent_processes, installed_pg_version, postmasters, wait_active,
                                                wait_gone)
 
 pytestmark = pytest.mark.e2e
-
-
-def agent_processes(instance_dir: Path) -> list[int]:
-    """Agents write their output to the instance's agent.log."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if os.readlink(proc / "fd" / "1") == str(instance_dir / "agent.log"):
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
-    return pids
 
 
 def test_provisioner_killed_mid_create_still_reaches_active_once(stack):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import trove
-from tests.e2e.test_instance_lifecycle import installed_pg_version, wait_active, wait_gone
+from tests.e2e.support import installed_pg_version, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"

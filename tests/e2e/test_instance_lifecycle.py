@@ -10,61 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from troveclient import exceptions as trove_exc
-
 from tests.conftest import trove, wait_for
+from tests.e2e.support import engine_processes, installed_pg_version, postmasters, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
-
-
-def engine_processes(instance_dir: Path) -> list[int]:
-    marker = str(instance_dir).encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in cmd and b"postgres" in cmd.split(b"\0")[0]:
-                pids.append(int(proc.name))
-    return pids
-
-
-def postmasters(instance_dir: Path) -> list[int]:
-    """Postmaster processes (started with -D <dir>/data), not their children."""
-    marker = f"{instance_dir}/data".encode()
-    found = []
-    for pid in engine_processes(instance_dir):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if marker in cmd:
-            found.append(pid)
-    return found
-
-
-def installed_pg_version() -> str:
-    return sorted(p.name for p in Path("/usr/lib/postgresql").iterdir())[-1]
-
-
-def wait_active(client, instance_id: str, timeout: float = 60):
-    def ready():
-        inst = client.instances.get(instance_id)
-        assert inst.status != "ERROR", getattr(inst, "fault", None)
-        return inst if inst.status == "ACTIVE" and inst.operating_status == "HEALTHY" else None
-    return wait_for(ready, timeout, what=f"{instance_id} ACTIVE/HEALTHY")
-
-
-def wait_gone(client, instance_id: str, timeout: float = 30):
-    def gone():
-        try:
-            client.instances.get(instance_id)
-            return False
-        except trove_exc.NotFound:
-            return True
-    wait_for(gone, timeout, what=f"{instance_id} deleted")
 
 
 def test_create_connect_delete_with_troveclient(stack):

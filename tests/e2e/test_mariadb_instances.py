@@ -12,7 +12,7 @@ import pymysql
 import pytest
 
 from tests.conftest import trove, wait_for
-from tests.e2e.test_instance_lifecycle import wait_active, wait_gone
+from tests.e2e.support import wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.conftest import trove, wait_for
-from tests.e2e.test_instance_lifecycle import wait_active, wait_gone
+from tests.e2e.support import agent_processes, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -40,19 +40,6 @@ def redis_servers(instance_dir: Path) -> list[int]:
                 continue
             if cmd and cmd[0].endswith(b"redis-server") and conf in cmd and state != "Z":
                 pids.append(int(proc.name))
-    return pids
-
-
-def agents(instance_dir: Path) -> list[int]:
-    """Agents write their output to the instance's agent.log."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if os.readlink(proc / "fd" / "1") == str(instance_dir / "agent.log"):
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
     return pids
 
 
@@ -148,9 +135,9 @@ def test_redis_agent_restart_adopts_engine_and_data_survives_engine_restart(stac
 
     def restart_agent(stop_engine: bool) -> None:
         engine_ups = (instance_dir / "agent.log").read_text().count('"engine up"')
-        [agent] = agents(instance_dir)
+        [agent] = agent_processes(instance_dir)
         os.kill(agent, signal.SIGKILL)  # the agent dies without stopping its engine
-        wait_for(lambda: not agents(instance_dir), 10, what="the agent to end")
+        wait_for(lambda: not agent_processes(instance_dir), 10, what="the agent to end")
         if stop_engine:
             os.kill(server, signal.SIGTERM)  # a clean shutdown: the AOF is flushed
             wait_for(lambda: not redis_servers(instance_dir), 10, what="redis-server to end")

@@ -17,7 +17,7 @@ from aiohttp import web
 from plumbing import broker
 from plumbing.codec import registry
 from tests.conftest import trove, wait_for
-from tests.e2e.test_instance_lifecycle import installed_pg_version, wait_active, wait_gone
+from tests.e2e.support import installed_pg_version, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
 

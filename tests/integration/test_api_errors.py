@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.test_instance_lifecycle import installed_pg_version
+from tests.e2e.support import installed_pg_version
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from plumbing import topics as T
 from tests.conftest import trove
-from tests.e2e.test_instance_lifecycle import installed_pg_version, wait_active, wait_gone
+from tests.e2e.support import installed_pg_version, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
 

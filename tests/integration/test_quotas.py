@@ -9,7 +9,7 @@ import pytest
 from troveclient import exceptions as trove_exc
 
 from tests.conftest import trove
-from tests.e2e.test_instance_lifecycle import installed_pg_version
+from tests.e2e.support import installed_pg_version
 
 pytestmark = pytest.mark.e2e
 

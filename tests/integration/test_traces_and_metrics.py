@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from plumbing import broker
 from plumbing import topics as T
 from tests.conftest import RUN_ID, SERVICES, stack_env, trove, wait_for
-from tests.e2e.test_instance_lifecycle import installed_pg_version, wait_active, wait_gone
+from tests.e2e.support import installed_pg_version, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
 
