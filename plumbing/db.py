@@ -2,8 +2,24 @@
 (asyncpg) in tests and production; same tables for both."""
 from __future__ import annotations
 
-from sqlalchemy import MetaData, event
+from datetime import timezone
+
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+class UtcDateTime(TypeDecorator):
+    """A UTC timestamp that reads back zone-aware from SQLite too (SQLite keeps
+    no zone), so every service compares datetimes the same way on both databases."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
 
 
 def make_engine(url: str) -> AsyncEngine:

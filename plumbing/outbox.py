@@ -9,7 +9,7 @@ import logging
 import time
 
 from opentelemetry import context, trace
-from sqlalchemy import (Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text,
+from sqlalchemy import (Column, Integer, LargeBinary, MetaData, String, Table, Text,
                         delete, func, insert, select)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from . import metrics, tracing
 from .bus import Producer
 from .codec import registry
-from .db import is_postgres
+from .db import UtcDateTime, is_postgres
 from .envelope import Event, utcnow
 from .logs import log
 
@@ -33,12 +33,12 @@ def add_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("key", String(200), nullable=False),
         Column("headers", Text, nullable=False),
         Column("value", LargeBinary, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
     )
     inbox = Table(
         "inbox", metadata,
         Column("event_id", String(64), primary_key=True),
-        Column("handled_at", DateTime(timezone=True), nullable=False),
+        Column("handled_at", UtcDateTime(), nullable=False),
     )
     return outbox, inbox
 

@@ -67,16 +67,19 @@ def flush(timeout_millis: int = 5000) -> None:
             logger.warning("tracing flush failed: %r", exc)
 
 
-def current_traceparent() -> str:
+def _current_carrier() -> dict[str, str]:
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
-    return carrier.get("traceparent", "")
+    return carrier
+
+
+def current_traceparent() -> str:
+    return _current_carrier().get("traceparent", "")
 
 
 def stamp(event: Event) -> Event:
     """Put the current span's context on an event about to be stored or produced."""
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
+    carrier = _current_carrier()
     if carrier.get("traceparent"):
         event.traceparent = carrier["traceparent"]
         event.tracestate = carrier.get("tracestate", "")

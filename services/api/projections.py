@@ -22,14 +22,10 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back without their zone; they were stored in UTC
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
 
 def _event_time(event: Event) -> datetime:
     try:
-        return _aware(datetime.fromisoformat(event.time))
+        return datetime.fromisoformat(event.time)
     except ValueError:
         return now()
 
@@ -98,14 +94,14 @@ class Projections:
 
     async def health(self, uow, event):
         d = event.data
-        await self._health(uow, d["instance_id"], d["status"], _aware(d["observed_at"]))
+        await self._health(uow, d["instance_id"], d["status"], d["observed_at"])
 
     async def _health(self, uow, instance_id: str, status: str, observed_at: datetime) -> None:
         """Reports about one instance travel different topics (agent, provisioner,
         monitor) and may arrive out of order: only a newer one changes the status."""
         row = (await uow.conn.execute(select(instances.c.status, instances.c.health_at).where(
             instances.c.id == instance_id))).first()
-        if row is None or row.status != "ACTIVE" or (row.health_at and _aware(row.health_at) >= observed_at):
+        if row is None or row.status != "ACTIVE" or (row.health_at and row.health_at >= observed_at):
             return
         await uow.conn.execute(update(instances).where(instances.c.id == instance_id).values(
             operating_status=status, health_at=observed_at, updated_at=now()))

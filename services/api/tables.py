@@ -1,5 +1,6 @@
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, UniqueConstraint
 
+from plumbing.db import UtcDateTime
 from plumbing.outbox import add_tables
 
 metadata = MetaData()
@@ -8,7 +9,7 @@ add_tables(metadata)
 projects = Table(
     "projects", metadata,
     Column("id", String(64), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 tokens = Table(
@@ -16,7 +17,7 @@ tokens = Table(
     Column("token_hash", String(64), primary_key=True),  # sha256; the token itself is never stored
     Column("project_id", String(64), nullable=False),
     Column("role", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 flavors = Table(
@@ -53,7 +54,7 @@ instances = Table(
     Column("status", String(32), nullable=False),
     Column("operating_status", String(32), nullable=False, default=""),
     # when what operating_status says was observed: an older report never overwrites a newer one
-    Column("health_at", DateTime(timezone=True)),
+    Column("health_at", UtcDateTime()),
     Column("flavor_id", String(64), nullable=False),
     Column("volume_gb", Integer, nullable=False),
     Column("datastore", String(100), nullable=False),
@@ -64,9 +65,9 @@ instances = Table(
     Column("zone", String(100)),
     Column("fault_message", Text),
     Column("fault_details", Text),
-    Column("fault_at", DateTime(timezone=True)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("fault_at", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # Passwords from a create request wait here, encrypted at rest, until the
@@ -88,8 +89,8 @@ subscriptions = Table(
     Column("resource_ids", Text, nullable=False),  # JSON list
     Column("enabled", Integer, nullable=False),
     Column("sealed_secret", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # The latest state of each delivery, from the notifier's delivery events.
@@ -104,8 +105,8 @@ deliveries = Table(
     Column("status", String(16), nullable=False),
     Column("last_status_code", Integer),
     Column("last_error", Text, nullable=False, default=""),
-    Column("next_attempt_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # Per-project quota limits set by an admin; absent rows take the defaults.

@@ -139,7 +139,7 @@ class Notifier:
             if len(chain) < CHAIN_LENGTH:
                 chain.append(row)
         moment = now()
-        return [chain for chain in chains.values() if _aware(chain[0].next_attempt_at) <= moment]
+        return [chain for chain in chains.values() if chain[0].next_attempt_at <= moment]
 
     async def run(self, poll_seconds: float = 0.2) -> None:
         limit = asyncio.Semaphore(CONCURRENCY)
@@ -223,7 +223,3 @@ class Notifier:
                 changes)
             await uow.emit_many(T.SUBSCRIPTION_EVENTS, announcements)
 
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back without their zone; they were stored in UTC
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

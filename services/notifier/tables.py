@@ -1,5 +1,6 @@
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
+from plumbing.db import UtcDateTime
 from plumbing.outbox import add_tables
 
 metadata = MetaData()
@@ -29,7 +30,7 @@ deliveries = Table(
     Column("body", LargeBinary, nullable=False),   # the CloudEvent JSON, as delivered
     Column("status", String(16), nullable=False),  # pending, delivered, dead
     Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
     Column("last_status_code", Integer),
     Column("last_error", Text, nullable=False, default=""),
     Index("deliveries_pending", "status", "seq"),

@@ -1,5 +1,6 @@
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
 
+from plumbing.db import UtcDateTime
 from plumbing.outbox import add_tables
 
 metadata = MetaData()
@@ -27,7 +28,7 @@ operations = Table(
     Column("instance_id", String(64), nullable=False, index=True),
     Column("kind", String(32), nullable=False),
     Column("step", String(32), nullable=False),
-    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("deadline", UtcDateTime(), nullable=False),
     Column("data", Text, nullable=False, default="{}"),
     Column("finished", Boolean, nullable=False, default=False),
     Column("version", Integer, nullable=False, default=0),  # optimistic concurrency
