@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, inspect, text
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -40,8 +40,24 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine, metadata: MetaData) -> None:
+    """Create missing tables, and add the columns a newer release added to existing
+    ones (new columns are nullable or have a server default, so this is all an
+    upgrade needs; anything else would take a real migration)."""
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.run_sync(_add_missing_columns, metadata)
+
+
+def _add_missing_columns(sync_conn, metadata: MetaData) -> None:
+    inspector = inspect(sync_conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=sync_conn.dialect)
+            default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""
+            sync_conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{default}'))
 
 
 def is_postgres(engine: AsyncEngine) -> bool:
