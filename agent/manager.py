@@ -46,6 +46,8 @@ class Metrics:
 class DatastoreManager(ABC):
     def __init__(self, config: InstanceConfig):
         self.config = config
+        # present while the engine runs with settings older than its configuration files
+        self._restart_marker = config.directory / "restart.pending"
 
     @abstractmethod
     async def engine_version(self) -> str: ...
@@ -64,6 +66,23 @@ class DatastoreManager(ABC):
 
     @abstractmethod
     async def metrics(self) -> Metrics: ...
+
+    @abstractmethod
+    async def is_running(self) -> bool:
+        """Whether the engine process runs (whether or not it accepts connections yet)."""
+
+    async def restart(self) -> None:
+        """Stop the engine cleanly and bring it up again with its current settings."""
+        await self.stop()
+        await self.bootstrap()
+        self._restart_marker.unlink(missing_ok=True)
+
+    @property
+    def restart_pending(self) -> bool:
+        return self._restart_marker.exists()
+
+    def mark_restart_pending(self) -> None:
+        self._restart_marker.touch()
 
 
 # datastore name -> its plugin package. Each package has `bootstrap.py` with a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from plumbing.config import KafkaSettings
 from plumbing.envelope import Event
 from plumbing.logs import log
 
+from . import verbs
 from .commands import CommandChannel
 from .fencing import EpochGuard, Fenced
 from .manager import DatastoreManager, InstanceConfig, UserSpec, load
@@ -91,9 +93,6 @@ class Agent:
         self.engine_up.set_result(True)
         log(logger, logging.INFO, "engine up", seconds_since_agent_start=self._since_start())
 
-    def engine_running(self) -> bool:
-        return self.engine_up.done() and not self.engine_up.exception()
-
     async def obey(self) -> None:
         async for record in self.channel.records():
             try:
@@ -110,12 +109,17 @@ class Agent:
         with tracing.consuming(tracing.tracer("coffer.agent"), command, f"command {name}", {
                 "messaging.destination.name": T.AGENT_COMMANDS, "coffer.instance_id": self.config.instance_id,
                 "coffer.command": name, "coffer.command_id": command.data.get("command_id", "")}) as span:
+            if name == "command":
+                name = command.data["command"]
+                span.set_attribute("coffer.command", name)
             started = time.perf_counter()
-            error = ""
+            error, output = "", {}
             try:
                 self.epochs.admit(command.data.get("epoch", 0))
                 if command.type == "coffer.agent.prepare.v1":
                     await self.prepare(command.data)
+                elif command.type == "coffer.agent.command.v1":
+                    output = await self.run_verb(name, command.data)
                 else:
                     raise ValueError(f"unknown command {command.type}")
             except Fenced as exc:
@@ -131,7 +135,9 @@ class Agent:
                 seconds_since_agent_start=self._since_start())
             await self._send_until_acknowledged(T.AGENT_EVENTS, self._event("coffer.agent.command_result.v1", {
                 "instance_id": self.config.instance_id, "command_id": command.data.get("command_id", ""),
-                "command": name, "success": not error, "error": error}, cause=command))
+                "command": name, "success": not error, "error": error,
+                "engine_running": await self.manager.is_running(),
+                "restart_pending": self.manager.restart_pending, "output": json.dumps(output)}, cause=command))
 
     async def _send_until_acknowledged(self, topic: str, event: Event) -> None:
         """A result must not be lost while the broker is away: the command counts as
@@ -156,6 +162,13 @@ class Agent:
         await asyncio.wait_for(asyncio.shield(self.engine_up), 120)
         await self.manager.prepare(data["databases"], users)
 
+    async def run_verb(self, name: str, data: dict) -> dict:
+        """One verb of the manager, once the engine's bring-up has ended."""
+        secrets = sealing.open_sealed(self.key, data["sealed"]) if data.get("sealed") else {}
+        # a failed bring-up does not stop a verb: a restart may be what mends it
+        await asyncio.wait([self.engine_up], timeout=120)
+        return await verbs.run(name, self.manager, json.loads(data.get("arguments") or "{}"), secrets)
+
     async def heartbeat(self) -> None:
         while True:
             try:
@@ -165,7 +178,8 @@ class Agent:
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _beat(self) -> None:
-        m = await self.manager.metrics() if self.engine_running() else None
+        # after the bring-up, even a failed one (a restart may mend it), the engine speaks for itself
+        m = await self.manager.metrics() if self.engine_up.done() else None
         self.seq += 1
         await self.producer.send(T.TELEMETRY, self._event("coffer.telemetry.heartbeat.v1", {
             "instance_id": self.config.instance_id, "host": self.config.host, "seq": self.seq,

@@ -23,6 +23,11 @@ PUBLIC_EVENT_TYPES = [
                     "The instance's database is up and accepts connections."),
     PublicEventType("coffer.instance.restarting.v1", T.INSTANCE_EVENTS, "availability",
                     "The platform is restarting the instance's agent and engine."),
+    PublicEventType("coffer.instance.action_completed.v1", T.INSTANCE_EVENTS, "configuration",
+                    "A day-2 action (restart, resize, configuration, databases, users, ...) finished; "
+                    "the instance's status is given."),
+    PublicEventType("coffer.instance.action_failed.v1", T.INSTANCE_EVENTS, "failure",
+                    "A day-2 action failed; the message says why, the status where it left the instance."),
     PublicEventType("coffer.instance.failed.v1", T.INSTANCE_EVENTS, "failure",
                     "An operation failed; the instance is in ERROR with a fault."),
     PublicEventType("coffer.instance.deleted.v1", T.INSTANCE_EVENTS, "deletion",

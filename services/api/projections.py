@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
@@ -11,23 +11,13 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
+from . import operations
 from .tables import datastore_versions, datastores, deliveries, instances, pending_credentials
+from .rest import now
 from .vault import Vault
 
 SOURCE = "api"
 NAMESPACE = uuid.UUID("6f1c1f0e-8a55-4c1e-9d43-3c0ffee00001")
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-
-def _event_time(event: Event) -> datetime:
-    try:
-        return datetime.fromisoformat(event.time)
-    except ValueError:
-        return now()
 
 
 class Projections:
@@ -40,6 +30,8 @@ class Projections:
             "coffer.instance.active.v1": self.active,
             "coffer.instance.failed.v1": self.failed,
             "coffer.instance.deleted.v1": self.deleted,
+            "coffer.instance.action_completed.v1": operations.finish,
+            "coffer.instance.action_failed.v1": operations.finish,
             "coffer.health.changed.v1": self.health,
             "coffer.agent.registered.v1": self.agent_registered,
             "coffer.datastore.version_available.v1": self.version_available,
@@ -65,24 +57,24 @@ class Projections:
         await self._set(uow, d["instance_id"], address=d["address"], host=d["host"], zone=d["zone"])
 
     async def restarting(self, uow, event):
-        await self._health(uow, event.data["instance_id"], "RESTARTING", _event_time(event))
+        await self._health(uow, event.data["instance_id"], "RESTARTING", operations.event_time(event))
 
     async def active(self, uow, event):
         d = event.data
-        row = (await uow.conn.execute(select(instances.c.status).where(instances.c.id == d["instance_id"]))).first()
-        if row is None or row.status == "SHUTDOWN":
+        row = (await uow.conn.execute(select(instances.c.task).where(instances.c.id == d["instance_id"]))).first()
+        if row is None or row.task == "delete":
             return  # deleted meanwhile: the delete wins
         await self._set(uow, d["instance_id"], status="ACTIVE", operating_status=d["operating_status"],
-                        health_at=_event_time(event),
+                        health_at=operations.event_time(event),
                         address=d["address"], host=d["host"], zone=d["zone"], fault_message=None,
                         fault_details=None, fault_at=None)
 
     async def failed(self, uow, event):
         d = event.data
-        row = (await uow.conn.execute(select(instances.c.status).where(instances.c.id == d["instance_id"]))).first()
-        if row is None or row.status == "SHUTDOWN" and d["operation"] != "delete":
+        row = (await uow.conn.execute(select(instances.c.task).where(instances.c.id == d["instance_id"]))).first()
+        if row is None or row.task == "delete" and d["operation"] != "delete":
             return  # a delete is under way and wins over a late failure of something else
-        await self._set(uow, d["instance_id"], status="ERROR", operating_status="ERROR", address=None,
+        await self._set(uow, d["instance_id"], status="ERROR", operating_status="ERROR", address=None, task=None,
                         fault_message=d["message"], fault_details=d["details"], fault_at=now())
         await uow.conn.execute(delete(pending_credentials).where(
             pending_credentials.c.instance_id == d["instance_id"]))
@@ -101,7 +93,7 @@ class Projections:
         monitor) and may arrive out of order: only a newer one changes the status."""
         row = (await uow.conn.execute(select(instances.c.status, instances.c.health_at).where(
             instances.c.id == instance_id))).first()
-        if row is None or row.status != "ACTIVE" or (row.health_at and row.health_at >= observed_at):
+        if row is None or row.status not in operations.RUNNING or (row.health_at and row.health_at >= observed_at):
             return
         await uow.conn.execute(update(instances).where(instances.c.id == instance_id).values(
             operating_status=status, health_at=observed_at, updated_at=now()))
@@ -110,7 +102,9 @@ class Projections:
         """A (re)started agent: its engine is on its way up, and any waiting
         passwords are sealed to its key and handed on."""
         d = event.data
-        await self._health(uow, d["instance_id"], "RESTARTING", _event_time(event))
+        await self._health(uow, d["instance_id"], "RESTARTING", operations.event_time(event))
+        await uow.conn.execute(update(instances).where(instances.c.id == d["instance_id"]).values(
+            agent_public_key=d["public_key"]))
         row = (await uow.conn.execute(select(pending_credentials).where(
             pending_credentials.c.instance_id == d["instance_id"]))).first()
         if row is None:

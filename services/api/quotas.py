@@ -6,6 +6,8 @@ from aiohttp import web
 from sqlalchemy import delete, func, select
 
 from .faults import Fault, bad_request, not_found
+from .openapi import INT, STR, V, obj, op, param
+from .rest import read_json
 from .tables import flavors, instances, quotas
 
 DEFAULTS = {"instances": 10, "ram": -1, "volumes": 40, "backups": 50}  # -1: unlimited
@@ -33,9 +35,25 @@ async def check(conn, project: str, wanted: dict[str, int]) -> None:
         raise Fault(413, f"Quota exceeded for resources: {over}.")
 
 
+TARGET = param("target", "the project whose quotas are meant")
+
+
 class Quotas:
-    def __init__(self, store, read_json):
-        self.store, self.read_json = store, read_json
+    PATHS = {
+        f"{V}/limits": {"get": op("absolute limits of the project", 200, obj({"limits": {"type": "array", "items": obj({
+            "verb": STR, "max_instances": INT, "max_ram": INT, "max_volumes": INT, "max_backups": INT})}}))},
+        f"{V}/mgmt/quotas/{{target}}": {
+            "get": op("a project's quota usage (its own, or any for an admin)", 200, obj({"quotas": {
+                "type": "array", "items": obj({"resource": STR, "in_use": INT, "reserved": INT, "limit": INT})}}),
+                (TARGET,)),
+            "put": op("set a project's quota limits (admin; Trove answers 200)", 200,
+                      obj({"quotas": {"type": "object", "additionalProperties": INT}}), (TARGET,),
+                      body=obj({"quotas": {"type": "object", "additionalProperties": {
+                          "type": ["integer", "null"], "minimum": -1}}}, ["quotas"]))},
+    }
+
+    def __init__(self, store):
+        self.store = store
 
     async def limits(self, request):
         async with self.store.engine.connect() as conn:
@@ -56,7 +74,7 @@ class Quotas:
     async def update(self, request):
         if request["role"] != "admin":
             raise Fault(401, "User does not have admin privileges.")  # Trove's mgmt answer
-        body = await self.read_json(request)
+        body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("quotas"), dict):
             raise bad_request("The request body needs an object 'quotas'.")
         changes = {r: n for r, n in body["quotas"].items() if n is not None}

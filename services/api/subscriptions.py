@@ -15,7 +15,10 @@ from plumbing import catalog, webhooks
 from plumbing import topics as T
 from plumbing.envelope import Event
 
-from .faults import Fault, bad_request, not_found
+from . import policy
+from .faults import bad_request, not_found
+from .openapi import BOOL, STR, V, listing, obj, op, param, ref, wrapped
+from .rest import accepted, read_json
 from .tables import deliveries, subscriptions
 from .views import ts
 
@@ -64,20 +67,55 @@ async def _checked_url(url) -> str:
     return url
 
 
-def _writer(request):
-    if request["role"] == "reader":
-        raise Fault(403, "Policy doesn't allow subscription changes to be performed.")
+SUBSCRIPTION = param("subscription", "subscription id")
 
 
 class Subscriptions:
-    def __init__(self, store, read_json):
-        self.store, self.read_json = store, read_json
+    SCHEMAS = {
+        "EventType": obj({"type": STR, "topic": STR, "category": STR, "description": STR, "fingerprint": STR,
+                          "schema": {"type": "object", "description": "the Avro schema"},
+                          "versions": {"type": "array", "items": obj({"fingerprint": STR,
+                                                                      "schema": {"type": "object"}})}}),
+        "Subscription": obj({"id": STR, "url": STR, "event_types": {"type": "array", "items": STR},
+                             "categories": {"type": "array", "items": STR},
+                             "resource_ids": {"type": "array", "items": STR}, "enabled": BOOL,
+                             "secret": {"type": "string", "description": "only in the answer that set it"},
+                             "created": STR, "updated": STR}, ["id", "url", "enabled"]),
+        "SubscriptionChange": obj({"url": STR, "event_types": {"type": "array", "items": STR},
+                                   "categories": {"type": "array", "items": STR},
+                                   "resource_ids": {"type": "array", "items": STR}, "enabled": BOOL,
+                                   "secret": {"type": "string", "minLength": 16}}),
+        "Delivery": obj({"id": STR, "event_id": STR, "event_type": STR, "resource_id": STR,
+                         "attempts": {"type": "integer"}, "status": {"type": "string", "enum": [
+                             "retrying", "delivered", "dead"]},
+                         "last_status_code": {"type": ["integer", "null"]}, "last_error": STR,
+                         "next_attempt": {"type": ["string", "null"]}, "updated": STR}),
+    }
+    PATHS = {
+        f"{V}/event-types": {"get": op("public event types with their Avro schemas and fingerprints", 200,
+                                       obj({"event_types": {"type": "array", "items": ref("EventType")},
+                                            "categories": {"type": "array", "items": STR}}))},
+        f"{V}/subscriptions": {
+            "get": op("list webhook subscriptions", 200, listing("subscriptions", "Subscription")),
+            "post": op("subscribe a URL to events", 200, wrapped("subscription", ref("Subscription")),
+                       body=wrapped("subscription", ref("SubscriptionChange")))},
+        f"{V}/subscriptions/{{subscription}}": {
+            "get": op("show a subscription", 200, wrapped("subscription", ref("Subscription")), (SUBSCRIPTION,)),
+            "patch": op("change a subscription", 200, wrapped("subscription", ref("Subscription")),
+                        (SUBSCRIPTION,), body=wrapped("subscription", ref("SubscriptionChange"))),
+            "delete": op("delete a subscription", 202, None, (SUBSCRIPTION,))},
+        f"{V}/subscriptions/{{subscription}}/deliveries": {"get": op(
+            "recent deliveries of a subscription", 200, listing("deliveries", "Delivery"), (SUBSCRIPTION,))},
+    }
+
+    def __init__(self, store):
+        self.store = store
 
     async def event_types(self, request):
         return web.json_response({"event_types": catalog.describe(), "categories": catalog.CATEGORIES})
 
     async def _body(self, request) -> dict:
-        body = await self.read_json(request)
+        body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("subscription"), dict):
             raise bad_request("The request body needs an object 'subscription'.")
         sub = body["subscription"]
@@ -95,7 +133,7 @@ class Subscriptions:
             "sealed_secret": row.sealed_secret}))
 
     async def create(self, request):
-        _writer(request)
+        policy.authorize(request, "subscription:create")
         sub = await self._body(request)
         if "url" not in sub:
             raise bad_request("'url' is required.")
@@ -137,7 +175,7 @@ class Subscriptions:
         return web.json_response({"subscription": view(row)})
 
     async def patch(self, request):
-        _writer(request)
+        policy.authorize(request, "subscription:update")
         sub = await self._body(request)
         values: dict = {}
         if "url" in sub:
@@ -168,7 +206,7 @@ class Subscriptions:
         return web.json_response({"subscription": view(row, secret=new_secret)})
 
     async def delete(self, request):
-        _writer(request)
+        policy.authorize(request, "subscription:delete")
         async with self.store.uow() as uow:
             row = await self._row(uow.conn, request)
             await uow.conn.execute(delete(subscriptions).where(subscriptions.c.id == row.id))
@@ -176,7 +214,7 @@ class Subscriptions:
             await uow.emit(T.SUBSCRIPTION_EVENTS, Event("coffer.subscription.deleted.v1", row.id, source=SOURCE,
                                                         project=request["project"],
                                                         data={"subscription_id": row.id}))
-        return web.Response(status=202, content_type="application/json")
+        return accepted()
 
     async def list_deliveries(self, request):
         async with self.store.engine.connect() as conn:

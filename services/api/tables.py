@@ -1,4 +1,4 @@
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from plumbing.db import UtcDateTime
 from plumbing.outbox import add_tables
@@ -63,11 +63,32 @@ instances = Table(
     Column("address", String(64)),
     Column("host", String(100)),
     Column("zone", String(100)),
+    # the exclusive action running on it (restart, resize, delete, ...), None when idle
+    Column("task", String(32)),
+    # the agent's public key: secrets for it (passwords) are sealed to it
+    Column("agent_public_key", String(100)),
     Column("fault_message", Text),
     Column("fault_details", Text),
     Column("fault_at", UtcDateTime()),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Day-2 actions requested on instances: one row each, from request to outcome.
+operations = Table(
+    "operations", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("instance_id", String(36), nullable=False, index=True),
+    Column("project_id", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("arguments", Text, nullable=False),   # JSON, never a secret
+    Column("exclusive", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),  # running, done, failed
+    Column("status_before", String(32), nullable=False),  # the instance's, restored when it fails harmlessly
+    Column("message", Text, nullable=False, default=""),
+    Column("output", Text, nullable=False, default="{}"),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
 )
 
 # Passwords from a create request wait here, encrypted at rest, until the

@@ -40,7 +40,8 @@ def datastore(row, versions: list, base: str, project: str) -> dict:
 def instance(row, base: str, project: str, detail: bool) -> dict:
     doc = {
         "id": row.id, "name": row.name, "status": row.status,
-        "operating_status": row.operating_status if row.status == "ACTIVE" else "",
+        # Trove shows the guest's status only while no task runs
+        "operating_status": row.operating_status if row.status in ("ACTIVE", "RESTART_REQUIRED") else "",
         "links": links(base, project, "instances", row.id),
         "flavor": {"id": row.flavor_id, "links": links(base, project, "flavors", row.flavor_id)},
         "datastore": {"type": row.datastore, "version": row.datastore_version},

@@ -26,6 +26,7 @@ async def main() -> None:
         "coffer.instance.create_requested.v1": lambda e: prov.create_requested(e, offers),
         "coffer.instance.credentials_sealed.v1": prov.credentials_sealed,
         "coffer.instance.delete_requested.v1": prov.delete_requested,
+        "coffer.instance.action_requested.v1": prov.action_requested,
         "coffer.placement.placed.v1": prov.placed,
         "coffer.placement.failed.v1": prov.placement_failed,
         "coffer.agent.registered.v1": prov.agent_registered,

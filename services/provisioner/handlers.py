@@ -15,6 +15,7 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.outbox import Store, UnitOfWork
 
+from .actions import ActionSaga
 from .drivers import ComputeDriver, LaunchSpec
 from .saga import CreateSaga
 from .tables import instances, operations
@@ -195,6 +196,9 @@ class Provisioner:
     async def command_result(self, event: Event) -> None:
         d = event.data
         if d["command"] != "prepare":
+            output = json.loads(d.get("output") or "{}")
+            await self._advance_action(event, d["command_id"].rsplit(":", 1)[0], lambda saga: saga.agent_reported(
+                d["command_id"], d["success"], d["error"], d["engine_running"], d["restart_pending"], output))
             return
 
         def change(saga: CreateSaga):
@@ -224,16 +228,99 @@ class Provisioner:
                 "coffer.instance.deleted.v1", {"instance_id": instance_id}, source=SOURCE))
         await self.store.handled_once(event, apply)
 
+    # -- day-2 actions ----------------------------------------------------------
+    async def action_requested(self, event: Event) -> None:
+        d = event.data
+        ended: list[ActionSaga] = []
+
+        async def apply(uow: UnitOfWork):
+            inst = (await uow.conn.execute(select(instances).where(
+                instances.c.instance_id == d["instance_id"]))).first()
+            saga = ActionSaga.begin(d["operation_id"], d["action"], json.loads(d["arguments"]), d.get("sealed"),
+                                    time.time())
+            if inst is None or inst.status != "ACTIVE":
+                saga.effects.clear()
+                saga.refused("The instance is not ready for actions: it is still being built, or it failed.")
+            await uow.conn.execute(operations.insert().values(
+                op_id=saga.operation_id, instance_id=d["instance_id"], kind="action", step=saga.outcome,
+                deadline=saga.deadline(now()), data=json.dumps(saga.to_dict()),
+                finished=saga.outcome != "running", version=0))
+            await self._perform_action(uow, event, d["instance_id"], inst, saga)
+            if saga.outcome != "running":
+                ended.append(saga)
+        await self.store.handled_once(event, apply)
+        self._count_ended(ended)
+
+    async def _advance_action(self, event: Event, operation_id: str, change) -> None:
+        """Load the running action saga, apply `change`, persist, perform effects."""
+        ended: list[ActionSaga] = []
+
+        async def apply(uow: UnitOfWork):
+            ended.clear()
+            row = (await uow.conn.execute(select(operations).where(
+                operations.c.op_id == operation_id, operations.c.kind == "action",
+                operations.c.finished.is_(False)))).first()
+            if row is None:
+                return  # finished, timed out or cancelled by a delete
+            saga = ActionSaga.from_dict(json.loads(row.data))
+            index = saga.index
+            change(saga)
+            inst = (await uow.conn.execute(select(instances).where(
+                instances.c.instance_id == row.instance_id))).first()
+            await self._perform_action(uow, event, row.instance_id, inst, saga)
+            values = dict(step=saga.outcome, data=json.dumps(saga.to_dict()), version=row.version + 1,
+                          finished=saga.outcome != "running")
+            if saga.index != index:
+                values["deadline"] = saga.deadline(now())
+            result = await uow.conn.execute(update(operations).where(
+                operations.c.op_id == row.op_id, operations.c.version == row.version).values(**values))
+            if result.rowcount != 1:
+                raise StaleOperation(row.op_id)
+            if saga.outcome != "running":
+                ended.append(saga)
+        await self.store.handled_once(event, apply)
+        self._count_ended(ended)
+
+    @staticmethod
+    def _count_ended(sagas: list[ActionSaga]) -> None:
+        for saga in sagas:  # counted once the outcome is committed
+            metrics.saga_finished(saga.action, saga.outcome, time.time() - saga.started_at)
+
+    async def _perform_action(self, uow: UnitOfWork, event: Event, instance_id: str, inst,
+                              saga: ActionSaga) -> None:
+        for effect in saga.effects:
+            if effect == "send":
+                step = saga.step
+                await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
+                    "instance_id": instance_id, "command_id": saga.command_id, "epoch": inst.epoch,
+                    "command": step.command, "arguments": json.dumps(step.arguments), "sealed": saga.sealed},
+                    subject=instance_id, source=SOURCE))
+            elif effect == "completed":
+                await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {
+                    "instance_id": instance_id, "operation_id": saga.operation_id, "action": saga.action,
+                    "status": saga.status, "output": json.dumps(saga.output)}, subject=instance_id, source=SOURCE))
+            elif effect == "failed":
+                await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_failed.v1", {
+                    "instance_id": instance_id, "operation_id": saga.operation_id, "action": saga.action,
+                    "status": saga.status, "message": saga.message, "details": ""},
+                    subject=instance_id, source=SOURCE))
+                log(logger, logging.WARNING, "action failed", instance_id=instance_id, action=saga.action,
+                    message=saga.message)
+        saga.effects.clear()
+
     # -- background duties --------------------------------------------------
     async def expire_deadlines(self) -> int:
         """Fail every saga whose current step outlived its deadline."""
         async with self.store.engine.connect() as conn:
-            due = (await conn.execute(select(operations.c.instance_id).where(
+            due = (await conn.execute(select(operations.c.op_id, operations.c.instance_id, operations.c.kind).where(
                 operations.c.finished.is_(False), operations.c.deadline < now()))).all()
-        for (instance_id,) in due:
+        for op_id, instance_id, kind in due:
             tick = Event("coffer.internal.deadline", instance_id, {}, source=SOURCE)
             try:
-                await self._advance(tick, instance_id, lambda saga: saga.expired())
+                if kind == "create":
+                    await self._advance(tick, instance_id, lambda saga: saga.expired())
+                else:
+                    await self._advance_action(tick, op_id, lambda saga: saga.expired())
             except StaleOperation:
                 pass  # an event moved it on meanwhile; look again next tick
         return len(due)

@@ -34,6 +34,9 @@ class Manager(DatastoreManager):
     async def bootstrap(self) -> None:
         await asyncio.to_thread(bootstrap, self.config)
 
+    async def is_running(self) -> bool:
+        return await asyncio.to_thread(run.server_pid, self.paths) is not None
+
     async def stop(self) -> None:
         await asyncio.to_thread(self._close)
         await asyncio.to_thread(run.stop, self.paths)

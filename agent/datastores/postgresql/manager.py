@@ -32,6 +32,9 @@ class Manager(DatastoreManager):
     async def bootstrap(self) -> None:
         await asyncio.to_thread(bootstrap, self.config)
 
+    async def is_running(self) -> bool:
+        return await asyncio.to_thread(run.is_running, self.data)
+
     async def stop(self) -> None:
         if self._conn is not None:
             await self._conn.close()

@@ -1,0 +1,108 @@
+"""Datastores and their versions (reference §4.1): what the compute drivers offer,
+learnt from the provisioner's datastore events."""
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import or_, select
+
+from . import views
+from .faults import Fault, not_found
+from .openapi import LINKS, STR, V, listing, obj, op, param, ref, wrapped
+from .rest import base_url
+from .tables import datastore_versions, datastores
+
+DATASTORE = param("datastore", "datastore id or name")
+VERSION = param("version", "version id or name")
+
+
+async def find(conn, id_or_name: str):
+    """The datastore by id or name; 404 when unknown."""
+    row = (await conn.execute(select(datastores).where(
+        or_(datastores.c.id == id_or_name, datastores.c.name == id_or_name)))).first()
+    if row is None:
+        raise not_found(f"Datastore '{id_or_name}' cannot be found.")
+    return row
+
+
+async def versions_of(conn, datastore_id: str):
+    return (await conn.execute(select(datastore_versions).where(
+        datastore_versions.c.datastore_id == datastore_id).order_by(datastore_versions.c.name))).all()
+
+
+async def find_version(conn, datastore_id: str, id_or_name: str, missing_status: int = 404):
+    """The version by id or name; `missing_status` when unknown (Trove: 400 for a
+    name given in a request body, 404 in a path)."""
+    rows = (await conn.execute(select(datastore_versions).where(
+        datastore_versions.c.datastore_id == datastore_id,
+        or_(datastore_versions.c.id == id_or_name, datastore_versions.c.name == id_or_name)))).all()
+    if not rows:
+        raise Fault(missing_status, f"Datastore version '{id_or_name}' cannot be found.")
+    return rows[0]
+
+
+async def version_by_id(conn, version_id: str):
+    row = (await conn.execute(select(datastore_versions).where(datastore_versions.c.id == version_id))).first()
+    if row is None:
+        raise not_found(f"Datastore version '{version_id}' cannot be found.")
+    return row
+
+
+class Datastores:
+    SCHEMAS = {
+        "Version": obj({"id": STR, "name": STR, "version": STR, "datastore": STR, "links": LINKS},
+                       ["id", "name", "version"]),
+        "Datastore": obj({"id": STR, "name": STR, "links": LINKS, "default_version": STR,
+                          "versions": {"type": "array", "items": ref("Version")}}, ["id", "name", "versions"]),
+    }
+    PATHS = {
+        f"{V}/datastores": {"get": op("list datastores", 200, listing("datastores", "Datastore"))},
+        f"{V}/datastores/{{datastore}}": {"get": op("show a datastore", 200, wrapped("datastore", ref("Datastore")),
+                                                    (DATASTORE,))},
+        f"{V}/datastores/{{datastore}}/versions": {"get": op("list a datastore's versions", 200,
+                                                             listing("versions", "Version"), (DATASTORE,))},
+        f"{V}/datastores/{{datastore}}/versions/{{version}}": {"get": op(
+            "show a version", 200, wrapped("version", ref("Version")), (DATASTORE, VERSION))},
+        f"{V}/datastores/versions/{{version}}": {"get": op("show a version by id", 200,
+                                                           wrapped("version", ref("Version")), (VERSION,))},
+    }
+
+    def __init__(self, store):
+        self.store = store
+
+    async def list(self, request):
+        b, p = base_url(request), request["project"]
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(select(datastores).order_by(datastores.c.name))).all()
+            docs = [views.datastore(r, await versions_of(conn, r.id), b, p) for r in rows]
+        return web.json_response({"datastores": docs})
+
+    async def show(self, request):
+        async with self.store.engine.connect() as conn:
+            row = await find(conn, request.match_info["datastore"])
+            doc = views.datastore(row, await versions_of(conn, row.id), base_url(request), request["project"])
+        return web.json_response({"datastore": doc})
+
+    async def list_versions(self, request):
+        async with self.store.engine.connect() as conn:
+            row = await find(conn, request.match_info["datastore"])
+            versions = await versions_of(conn, row.id)
+        return web.json_response({"versions": [views.version(v, base_url(request), request["project"])
+                                               for v in versions]})
+
+    async def show_version(self, request):
+        async with self.store.engine.connect() as conn:
+            ds = await find(conn, request.match_info["datastore"])
+            row = await find_version(conn, ds.id, request.match_info["version"])
+        return web.json_response({"version": views.version(row, base_url(request), request["project"])})
+
+    async def show_version_by_id(self, request):
+        async with self.store.engine.connect() as conn:
+            row = await version_by_id(conn, request.match_info["version"])
+        return web.json_response({"version": views.version(row, base_url(request), request["project"])})
+
+    def routes(self, app: web.Application, prefix: str) -> None:
+        app.router.add_get(f"{prefix}/datastores", self.list)
+        app.router.add_get(f"{prefix}/datastores/versions/{{version}}", self.show_version_by_id)
+        app.router.add_get(f"{prefix}/datastores/{{datastore}}", self.show)
+        app.router.add_get(f"{prefix}/datastores/{{datastore}}/versions", self.list_versions)
+        app.router.add_get(f"{prefix}/datastores/{{datastore}}/versions/{{version}}", self.show_version)

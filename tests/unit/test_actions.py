@@ -1,0 +1,96 @@
+"""services/provisioner/actions.py: day-2 actions as a pure state machine."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from services.provisioner import actions
+from services.provisioner.actions import ActionSaga, Plan, Step
+
+
+def take(saga: ActionSaga) -> list[str]:
+    effects = list(saga.effects)
+    saga.effects.clear()
+    return effects
+
+
+def report(saga: ActionSaga, success=True, error="", running=True, pending=False, output=None, command_id=None):
+    saga.agent_reported(command_id or saga.command_id, success, error, running, pending, output or {})
+
+
+def test_a_guest_action_is_one_agent_step_named_after_it():
+    saga = ActionSaga.begin("op-1", "create_databases", {"databases": [{"name": "a"}]}, None, 0.0)
+    assert take(saga) == ["send"]
+    assert saga.step == Step("agent", "create_databases", {"databases": [{"name": "a"}]})
+    assert saga.command_id == "op-1:0" and not saga.disruptive
+    report(saga, output={"created": ["a"]})
+    assert take(saga) == ["completed"]
+    assert (saga.outcome, saga.status, saga.output) == ("done", "ACTIVE", {"created": ["a"]})
+
+
+def test_the_agents_report_decides_the_instance_status():
+    assert actions.instance_status(engine_running=True, restart_pending=False, succeeded=True) == "ACTIVE"
+    assert actions.instance_status(True, True, True) == "RESTART_REQUIRED"
+    assert actions.instance_status(False, False, True) == "SHUTDOWN"  # stopped on purpose
+    assert actions.instance_status(False, False, False) == "ERROR"    # a failure that left it down
+    assert actions.instance_status(True, False, False) == "ACTIVE"    # a failure that changed nothing
+
+
+def test_a_failed_step_fails_the_action_with_the_agents_error():
+    saga = ActionSaga.begin("op-1", "restart", {}, None, 0.0)
+    take(saga)
+    report(saga, success=False, error="PostgreSQL did not become ready", running=False)
+    assert take(saga) == ["failed"]
+    assert saga.status == "ERROR" and "PostgreSQL did not become ready" in saga.message
+
+
+def test_a_late_or_foreign_result_changes_nothing():
+    saga = ActionSaga.begin("op-1", "restart", {}, None, 0.0)
+    take(saga)
+    report(saga, command_id="op-0:0")
+    assert take(saga) == [] and saga.outcome == "running"
+    report(saga)
+    take(saga)
+    report(saga, success=False)
+    assert take(saga) == [] and saga.outcome == "done"
+
+
+def test_steps_run_in_order_and_the_outputs_add_up(monkeypatch):
+    monkeypatch.setitem(actions.PLANS, "two_steps", lambda action, args: Plan(
+        (Step("agent", "first"), Step("agent", "second", {"n": 2})), 10.0))
+    saga = ActionSaga.begin("op-7", "two_steps", {}, "sealed-blob", 0.0)
+    assert take(saga) == ["send"] and saga.step.command == "first" and saga.sealed == "sealed-blob"
+    report(saga, output={"a": 1})
+    assert take(saga) == ["send"] and saga.step.command == "second" and saga.command_id == "op-7:1"
+    report(saga, output={"b": 2})
+    assert take(saga) == ["completed"] and saga.output == {"a": 1, "b": 2}
+
+
+def test_expiry_of_a_guest_action_keeps_the_status_it_had():
+    saga = ActionSaga.begin("op-1", "create_users", {}, None, 0.0)
+    take(saga)
+    saga.expired()
+    assert take(saga) == ["failed"]
+    assert saga.status == "" and "did not finish within" in saga.message
+
+
+def test_expiry_of_a_disruptive_action_leaves_error():
+    saga = ActionSaga.begin("op-1", "restart", {}, None, 0.0)
+    take(saga)
+    saga.expired()
+    assert take(saga) == ["failed"] and saga.status == "ERROR"
+    saga.expired()
+    assert take(saga) == []  # ends once
+
+
+def test_deadlines_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("COFFER_DEADLINE_ACTION_RESTART", "7")
+    saga = ActionSaga.begin("op-1", "restart", {}, None, 0.0)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert (saga.deadline(start) - start).total_seconds() == 7
+
+
+def test_the_saga_survives_a_round_trip_through_its_row():
+    saga = ActionSaga.begin("op-1", "restart", {}, None, 12.5)
+    take(saga)
+    again = ActionSaga.from_dict(saga.to_dict())
+    assert again == saga
