@@ -7,10 +7,13 @@ from aiohttp import web
 from plumbing import topics as T
 from plumbing.service import ServiceRuntime
 
+from . import operations
 from .http import build_app
 from .projections import Projections
 from .seed import seed_flavors
 from .tables import metadata
+
+EXPIRY_TICK_SECONDS = 5.0
 
 
 async def main() -> None:
@@ -28,8 +31,13 @@ async def main() -> None:
     site = web.TCPSite(runner, os.environ.get("COFFER_API_HOST", "127.0.0.1"),
                        int(os.environ.get("COFFER_API_PORT", "8779")))
     await site.start()
+    async def expire_unanswered_operations():
+        while True:
+            await asyncio.sleep(EXPIRY_TICK_SECONDS)
+            await operations.expire_unanswered(rt.store)
+
     try:
-        await rt.serve()
+        await rt.serve(expire_unanswered_operations)
     finally:
         await runner.cleanup()
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 
 from plumbing import sealing
 from plumbing import topics as T
@@ -25,6 +26,10 @@ from .tables import instances, operations
 SOURCE = "api"
 RUNNING = ("ACTIVE", "RESTART_REQUIRED")  # the database runs: guest actions are possible
 WAIT_POLL_SECONDS = 0.02
+# The provisioner answers every action within its deadlines; this is the net under
+# it (a request dead-lettered on its way, a provisioner down for long): an operation
+# with no outcome after this long fails, so no instance stays REBOOT or RESIZE forever.
+OUTCOME_TIMEOUT_SECONDS = float(os.environ.get("COFFER_API_OPERATION_TIMEOUT_SECONDS", "900"))
 
 # action -> what its success changes in the API's views: fn(uow, operation row, output dict)
 CompletionEffect = Callable[[object, object, dict], Awaitable[None]]
@@ -133,3 +138,24 @@ async def wait(store, operation_id: str, timeout: float):
         if time.monotonic() > deadline:
             return None
         await asyncio.sleep(WAIT_POLL_SECONDS)
+
+
+async def expire_unanswered(store, timeout: float = OUTCOME_TIMEOUT_SECONDS) -> int:
+    """Fail the operations that got no outcome within `timeout` seconds: an exclusive
+    one leaves the instance in ERROR (its engine's state is unknown), any other the
+    status the instance had."""
+    cutoff = now() - timedelta(seconds=timeout)
+    async with store.uow() as uow:
+        stale = (await uow.conn.execute(select(operations).where(
+            operations.c.state == "running", operations.c.created_at < cutoff))).all()
+        for op in stale:
+            message = (f"{op.action} got no outcome within {timeout:.0f} s; the instance's state is unknown: "
+                       "restart it, or ask an administrator.")
+            await uow.conn.execute(update(operations).where(operations.c.id == op.id).values(
+                state="failed", message=message, finished_at=now()))
+            await uow.conn.execute(update(instances).where(and_(
+                instances.c.id == op.instance_id, instances.c.task.is_distinct_from("delete"))).values(
+                status="ERROR" if op.exclusive else op.status_before,
+                task=None if op.exclusive else instances.c.task,
+                fault_message=message, fault_details="", fault_at=now(), updated_at=now()))
+    return len(stale)
