@@ -100,11 +100,16 @@ async def finish(uow, event: Event) -> None:
     inst = (await uow.conn.execute(select(instances).where(instances.c.id == op.instance_id))).first()
     if inst is None or inst.task == "delete":
         return  # deleted meanwhile: the delete wins
+    if succeeded and op.action in _effects:
+        await _effects[op.action](uow, op, output)
+    # the instance's status is the running exclusive action's while one runs: a guest
+    # action ending meanwhile (a database made during a restart) leaves it alone
+    owns_status = inst.task == op.action if op.exclusive else inst.task is None
+    if not owns_status:
+        return
     # "" = the action changed nothing about the engine: the status it had before
     status = d["status"] or op.status_before
-    changes = {"status": status, "updated_at": now()}
-    if op.exclusive and inst.task == op.action:
-        changes["task"] = None
+    changes = {"status": status, "task": None, "updated_at": now()}
     if succeeded:
         changes.update(fault_message=None, fault_details=None, fault_at=None)
     else:
@@ -115,8 +120,6 @@ async def finish(uow, event: Event) -> None:
     elif status != inst.status:
         changes["health_at"] = None  # the next health report applies, whatever its age
     await uow.conn.execute(update(instances).where(instances.c.id == inst.id).values(**changes))
-    if succeeded and op.action in _effects:
-        await _effects[op.action](uow, op, output)
 
 
 def event_time(event: Event):

@@ -1,6 +1,7 @@
-"""The API's net under the provisioner's deadlines: an operation that never gets an
-outcome fails after a while instead of leaving its instance REBOOT forever. Runs on
-the real PostgreSQL (the services' database server), with the API's own tables."""
+"""The API's side of day-2 operations on its own tables, on the real PostgreSQL (the
+services' database server): how outcomes change an instance's status, and the net
+under the provisioner's deadlines (an operation that never gets an outcome fails
+instead of leaving its instance REBOOT forever)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from plumbing.db import create_schema, make_engine
+from plumbing.envelope import Event
 from plumbing.outbox import Store
 from services.api import operations
 from services.api.rest import now
@@ -73,3 +75,51 @@ async def test_a_delete_under_way_is_left_alone(api_store):
     await operations.expire_unanswered(api_store, timeout=600)
     inst, op = await state(api_store, "deleting")
     assert (inst.status, inst.task, op.state) == ("SHUTDOWN", "delete", "failed")
+
+
+def outcome(instance_id: str, action: str, status: str, failed: bool = False) -> Event:
+    data = {"instance_id": instance_id, "operation_id": f"op-{instance_id}", "action": action, "status": status}
+    if failed:
+        return Event("coffer.instance.action_failed.v1", instance_id, {**data, "message": "it broke",
+                                                                         "details": ""})
+    return Event("coffer.instance.action_completed.v1", instance_id, {**data, "output": '{"n": 1}'})
+
+
+async def finish(store, event: Event) -> None:
+    async with store.uow() as uow:
+        await operations.finish(uow, event)
+
+
+async def test_an_exclusive_action_ends_with_the_status_its_agent_reported(api_store):
+    await add(api_store, "i1", "REBOOT", "restart", "restart", True, timedelta(seconds=1))
+    await finish(api_store, outcome("i1", "restart", "RESTART_REQUIRED"))
+    inst, op = await state(api_store, "i1")
+    assert (inst.status, inst.task, inst.operating_status, op.state, op.output) == (
+        "RESTART_REQUIRED", None, "HEALTHY", "done", '{"n": 1}')
+
+
+async def test_a_harmless_failure_restores_the_status_and_shows_the_fault(api_store):
+    await add(api_store, "i2", "RESIZE", "resize", "resize", True, timedelta(seconds=1))
+    await finish(api_store, outcome("i2", "resize", "", failed=True))
+    inst, op = await state(api_store, "i2")
+    assert (inst.status, inst.task, inst.fault_message, op.state, op.message) == (
+        "ACTIVE", None, "it broke", "failed", "it broke")
+
+
+async def test_a_guest_action_ending_during_a_restart_leaves_the_reboot_alone(api_store):
+    await add(api_store, "i3", "REBOOT", "restart", "create_databases", False, timedelta(seconds=1))
+    await finish(api_store, outcome("i3", "create_databases", "ACTIVE"))
+    inst, op = await state(api_store, "i3")
+    assert (inst.status, inst.task, op.state) == ("REBOOT", "restart", "done")
+
+
+async def test_what_a_completed_action_changes_in_the_views_runs_once(api_store, monkeypatch):
+    seen = []
+
+    async def effect(uow, op, output):
+        seen.append((op.id, output))
+    monkeypatch.setitem(operations._effects, "create_databases", effect)
+    await add(api_store, "i4", "ACTIVE", None, "create_databases", False, timedelta(seconds=1))
+    await finish(api_store, outcome("i4", "create_databases", "ACTIVE"))
+    await finish(api_store, outcome("i4", "create_databases", "ACTIVE"))  # a redelivered outcome
+    assert seen == [("op-i4", {"n": 1})]
