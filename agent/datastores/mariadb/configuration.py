@@ -1,17 +1,21 @@
 """Configuration groups on MariaDB: the group's option file is rewritten, and each
 changed variable the server can change while it runs is set with SET GLOBAL (a
 variable no longer set goes back to the agent's own option, else to the server's
-default); a read-only one waits for a restart."""
+default); a read-only one, or one the server's start options fix (e.g.
+max_user_connections while it started at 0), waits for a restart."""
 from __future__ import annotations
 
 import asyncio
 import re
+
+import pymysql
 
 from ...configuration import Configurable, changed
 from ...engine_user import EngineCommandError
 from . import conf, group_file, users
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+OPTION_PREVENTS_STATEMENT = 1290
 SIZE_RE = re.compile(r"^(\d+)([KMG])$")
 
 
@@ -58,12 +62,17 @@ class ConfigurationMixin(Configurable):
                         raise EngineCommandError(f"MariaDB has no variable {name}")
                     if read_only[name]:
                         pending = True
-                    elif name in values:
-                        cur.execute(f"SET GLOBAL {name} = %s", (_sql_value(values[name]),))
-                    elif name in own:
-                        cur.execute(f"SET GLOBAL {name} = %s", (_sql_value(own[name]),))
-                    else:
-                        cur.execute(f"SET GLOBAL {name} = DEFAULT")
+                        continue
+                    value = values.get(name, own.get(name))
+                    try:
+                        if value is None:
+                            cur.execute(f"SET GLOBAL {name} = DEFAULT")
+                        else:
+                            cur.execute(f"SET GLOBAL {name} = %s", (_sql_value(value),))
+                    except pymysql.err.OperationalError as exc:
+                        if exc.args[0] != OPTION_PREVENTS_STATEMENT:
+                            raise
+                        pending = True
         finally:
             conn.close()
         return pending
