@@ -61,7 +61,7 @@ def resize_flavor(action: str, arguments: dict) -> Plan:
     new, old = arguments["flavor"], arguments["old_flavor"]
     claim = Step("scheduler", "resize_claim", {"vcpus": new["vcpus"], "ram_mb": new["ram_mb"]},
                  undo={"vcpus": old["vcpus"], "ram_mb": old["ram_mb"], "force": True})
-    restart = Step("agent", "resize", {"flavor": new, "old_flavor": old})
+    restart = Step("agent", "resize", {"flavor": new})
     return Plan((claim, restart), deadline_seconds(action, 120), disruptive=True)
 
 

@@ -114,7 +114,7 @@ def test_a_resize_claims_capacity_first_then_restarts_the_engine():
                              undo={"vcpus": 1, "ram_mb": 512, "force": True})
     saga.scheduler_reported(saga.command_id, True, "")
     assert take(saga) == ["send"]
-    assert saga.step == Step("agent", "resize", {"flavor": D2, "old_flavor": D1})
+    assert saga.step == Step("agent", "resize", {"flavor": D2})
     report(saga)
     assert take(saga) == ["completed"] and saga.status == "ACTIVE"
     assert saga.arguments["flavor"] == D2  # kept for the provisioner's own record of the flavor
