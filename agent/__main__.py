@@ -22,10 +22,11 @@ def main() -> None:
     config = InstanceConfig(**{k: v for k, v in raw.items() if k in fields}, directory=path.parent)
 
     engine_up: concurrent.futures.Future = concurrent.futures.Future()
+    bootstrap = bootstrap_function(config)  # before the agent registers: it says whether a restart is pending
 
     def bring_up():
         try:
-            bootstrap_function(config)()
+            bootstrap()
             engine_up.set_result(True)
         except Exception as exc:  # handed to the agent, which reports it
             engine_up.set_exception(exc)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+# present while the engine runs with settings older than its configuration files
+RESTART_MARKER = "restart.pending"
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class InstanceConfig:
     templates_dir: str
     directory: Path
     project_id: str = ""   # the tenant, for the project header of the agent's events
+    initial_configuration: str = "{}"  # JSON: the values of the configuration group attached at create
     traceparent: str = ""  # the trace of the request that launched this agent
 
 
@@ -46,8 +50,7 @@ class Metrics:
 class DatastoreManager(ABC):
     def __init__(self, config: InstanceConfig):
         self.config = config
-        # present while the engine runs with settings older than its configuration files
-        self._restart_marker = config.directory / "restart.pending"
+        self._restart_marker = config.directory / RESTART_MARKER
 
     @abstractmethod
     async def engine_version(self) -> str: ...
@@ -77,6 +80,18 @@ class DatastoreManager(ABC):
         await self.bootstrap()
         self._restart_marker.unlink(missing_ok=True)
 
+    async def resize(self, ram_mb: int, vcpus: int) -> None:
+        """Restart the engine with the memory settings of a new flavor. If it does not
+        come up with them it is brought back up on the old ones, and the error raised."""
+        old = self.config
+        self.config = replace(old, ram_mb=ram_mb, vcpus=vcpus)
+        try:
+            await self.restart()
+        except Exception:
+            self.config = old
+            await self.restart()
+            raise
+
     @property
     def restart_pending(self) -> bool:
         return self._restart_marker.exists()
@@ -86,8 +101,9 @@ class DatastoreManager(ABC):
 
 
 # datastore name -> its plugin package. Each package has `bootstrap.py` with a
-# blocking, stdlib-only `bootstrap(config)` (and optionally `warm_templates(dir)`
-# for the host launcher) and `manager.py` with a `Manager(DatastoreManager)`.
+# blocking, stdlib-only `bootstrap(config)` and `engine_running(config)` (and
+# optionally `warm_templates(dir)` for the host launcher) and `manager.py` with a
+# `Manager(DatastoreManager)`.
 PLUGINS = {
     "postgresql": "agent.datastores.postgresql",
     "redis": "agent.datastores.redis",
@@ -105,8 +121,12 @@ def _plugin(datastore: str) -> str:
 
 def bootstrap_function(config: InstanceConfig):
     """The plugin's blocking bring-up, so the agent can start the engine in a
-    thread before it imports its bus and database clients."""
+    thread before it imports its bus and database clients. An engine that is not
+    running will start afresh, reading every setting: nothing waits for a restart
+    (one a previous agent left running is adopted as it is)."""
     module = importlib.import_module(f"{_plugin(config.datastore)}.bootstrap")
+    if not module.engine_running(config):
+        (config.directory / RESTART_MARKER).unlink(missing_ok=True)
     return lambda: module.bootstrap(config)
 
 

@@ -74,7 +74,7 @@ class Agent:
         await self.producer.send(T.AGENT_EVENTS, self._registration({
             "instance_id": c.instance_id, "host": c.host, "address": c.address, "port": c.port,
             "public_key": sealing.public_key_b64(self.key), "datastore": c.datastore,
-            "engine_version": engine_version}))
+            "engine_version": engine_version, "restart_pending": self.manager.restart_pending}))
         log(logger, logging.INFO, "registered", seconds_since_agent_start=self._since_start())
 
     def _since_start(self) -> float:

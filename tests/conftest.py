@@ -20,6 +20,7 @@ from plumbing import broker
 RUN_ID = uuid.uuid4().hex[:8]
 SERVICES = ["api", "scheduler", "provisioner", "backup", "monitor", "notifier"]
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+HUGE_FLAVOR = "dxl"
 
 
 def postgres_reachable() -> bool:
@@ -83,6 +84,8 @@ def stack_env(kafka: str, coffer_home: Path, service_databases: str | None) -> d
         # the tests' webhook receivers listen on loopback, and retries should come quickly
         "COFFER_WEBHOOKS_ALLOW_LOOPBACK": "true",
         "COFFER_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+        # a flavor bigger than any host of the default inventory: a resize to it finds no valid host
+        "COFFER_FLAVORS": f"{HUGE_FLAVOR}:ds64G:65536:8:80",
     }
     if service_databases:
         env["COFFER_DATABASE_URL_TEMPLATE"] = service_databases

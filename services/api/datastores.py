@@ -1,18 +1,20 @@
 """Datastores and their versions (reference §4.1): what the compute drivers offer,
-learnt from the provisioner's datastore events."""
+learnt from the provisioner's datastore events; and each version's configuration
+parameter rules (parameter_rules.py)."""
 from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import or_, select
 
-from . import views
+from . import parameter_rules, views
 from .faults import Fault, not_found
-from .openapi import LINKS, STR, V, listing, obj, op, param, ref, wrapped
+from .openapi import BOOL, LINKS, STR, V, listing, obj, op, param, ref, wrapped
 from .rest import base_url
 from .tables import datastore_versions, datastores
 
 DATASTORE = param("datastore", "datastore id or name")
 VERSION = param("version", "version id or name")
+PARAMETER = param("name", "parameter name (any case)")
 
 
 async def find(conn, id_or_name: str):
@@ -53,6 +55,12 @@ class Datastores:
                        ["id", "name", "version"]),
         "Datastore": obj({"id": STR, "name": STR, "links": LINKS, "default_version": STR,
                           "versions": {"type": "array", "items": ref("Version")}}, ["id", "name", "versions"]),
+        "Parameter": obj({"name": STR, "datastore_version_id": STR, "restart_required": BOOL,
+                          "type": {"type": "string", "enum": list(parameter_rules.TYPES)},
+                          "min": {"type": "number"}, "max": {"type": "number"},
+                          "allowed_values": {"type": "array", "items": STR},
+                          "unit": {"type": "string", "description": "of a number, e.g. 8kB or ms (PostgreSQL)"}},
+                         ["name", "datastore_version_id", "restart_required", "type"]),
     }
     PATHS = {
         f"{V}/datastores": {"get": op("list datastores", 200, listing("datastores", "Datastore"))},
@@ -64,6 +72,16 @@ class Datastores:
             "show a version", 200, wrapped("version", ref("Version")), (DATASTORE, VERSION))},
         f"{V}/datastores/versions/{{version}}": {"get": op("show a version by id", 200,
                                                            wrapped("version", ref("Version")), (VERSION,))},
+        f"{V}/datastores/{{datastore}}/versions/{{version}}/parameters": {"get": op(
+            "a version's configuration parameters", 200, listing("configuration-parameters", "Parameter"),
+            (DATASTORE, VERSION))},
+        f"{V}/datastores/{{datastore}}/versions/{{version}}/parameters/{{name}}": {"get": op(
+            "one configuration parameter (unwrapped)", 200, ref("Parameter"), (DATASTORE, VERSION, PARAMETER))},
+        f"{V}/datastores/versions/{{version}}/parameters": {"get": op(
+            "a version's configuration parameters, by version id", 200,
+            listing("configuration-parameters", "Parameter"), (VERSION,))},
+        f"{V}/datastores/versions/{{version}}/parameters/{{name}}": {"get": op(
+            "one configuration parameter, by version id (unwrapped)", 200, ref("Parameter"), (VERSION, PARAMETER))},
     }
 
     def __init__(self, store):
@@ -100,9 +118,37 @@ class Datastores:
             row = await version_by_id(conn, request.match_info["version"])
         return web.json_response({"version": views.version(row, base_url(request), request["project"])})
 
+    async def _version_in_path(self, conn, request):
+        if "datastore" in request.match_info:
+            ds = await find(conn, request.match_info["datastore"])
+            return await find_version(conn, ds.id, request.match_info["version"])
+        return await version_by_id(conn, request.match_info["version"])
+
+    async def list_parameters(self, request):
+        async with self.store.engine.connect() as conn:
+            version = await self._version_in_path(conn, request)
+        rules = parameter_rules.rules_for(version.manager, version.name)
+        return web.json_response({"configuration-parameters": [
+            rules[name].view(version.id) for name in sorted(rules)]})
+
+    async def show_parameter(self, request):
+        async with self.store.engine.connect() as conn:
+            version = await self._version_in_path(conn, request)
+        rule = parameter_rules.rules_for(version.manager, version.name).get(request.match_info["name"].lower())
+        if rule is None:
+            raise not_found(f"Configuration parameter {request.match_info['name']} could not be found for "
+                            f"version {version.name}.")
+        return web.json_response(rule.view(version.id))
+
     def routes(self, app: web.Application, prefix: str) -> None:
         app.router.add_get(f"{prefix}/datastores", self.list)
         app.router.add_get(f"{prefix}/datastores/versions/{{version}}", self.show_version_by_id)
         app.router.add_get(f"{prefix}/datastores/{{datastore}}", self.show)
         app.router.add_get(f"{prefix}/datastores/{{datastore}}/versions", self.list_versions)
         app.router.add_get(f"{prefix}/datastores/{{datastore}}/versions/{{version}}", self.show_version)
+        app.router.add_get(f"{prefix}/datastores/versions/{{version}}/parameters", self.list_parameters)
+        app.router.add_get(f"{prefix}/datastores/versions/{{version}}/parameters/{{name}}", self.show_parameter)
+        app.router.add_get(f"{prefix}/datastores/{{datastore}}/versions/{{version}}/parameters",
+                           self.list_parameters)
+        app.router.add_get(f"{prefix}/datastores/{{datastore}}/versions/{{version}}/parameters/{{name}}",
+                           self.show_parameter)

@@ -14,13 +14,16 @@ from plumbing.logs import log
 from plumbing.outbox import Store
 
 from . import auth, openapi
+from .configurations import Configurations
 from .datastores import Datastores
 from .faults import Fault, not_found
 from .flavors import Flavors
 from .instances import Instances
 from .quotas import Quotas
+from .resize import Resize
 from .rest import base_url
 from .subscriptions import Subscriptions
+from .upgrade import Upgrade
 from .vault import Vault
 
 logger = logging.getLogger("api")
@@ -96,7 +99,8 @@ async def versions(request):
 def route_groups(store: Store) -> list:
     """Every route group; the instance routes get the actions and update keys the
     others contribute."""
-    groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store)]
+    groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Configurations(store),
+              Resize(store), Upgrade(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

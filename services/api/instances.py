@@ -16,7 +16,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.logs import log
 
-from . import datastores, flavors, naming, operations, policy, quotas, validation, views
+from . import datastores, flavors, groups, naming, operations, policy, quotas, validation, views
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate, paged, read_json
@@ -55,6 +55,7 @@ class Instances:
             "ip": {"type": "array", "items": STR}, "addresses": {"type": "array", "items": obj(
                 {"address": STR, "type": STR})},
             "created": STR, "updated": STR, "locality": STR,
+            "configuration": obj({"id": STR, "name": STR, "links": LINKS}),
             "fault": obj({"message": STR, "created": STR, "details": STR})},
             ["id", "name", "status", "operating_status", "flavor", "datastore"]),
         "InstanceCreate": obj({
@@ -68,7 +69,9 @@ class Instances:
             "users": {"type": "array", "items": obj({"name": STR, "password": STR, "host": STR, "databases": {
                 "type": "array", "items": obj({"name": STR}, ["name"])}}, ["name", "password"])},
             "availability_zone": STR, "nics": {"type": "array"}, "access": {"type": "object"},
-            "replica_of": STR, "restorePoint": {"type": "object"}}, ["name", "flavorRef", "volume"]),
+            "replica_of": STR, "restorePoint": {"type": "object"},
+            "configuration": {"type": "string", "description": "a configuration group to attach"}},
+            ["name", "flavorRef", "volume"]),
         "InstanceUpdate": obj({"name": STR, "configuration": {"type": ["string", "null"]},
                                "replica_of": {"type": ["string", "null"]}, "access": {"type": "object"},
                                "datastore_version": STR},
@@ -108,9 +111,10 @@ class Instances:
         async with self.store.engine.connect() as conn:
             rows = (await conn.execute(select(instances).where(
                 instances.c.project_id == request["project"]))).all()
-        page, next_link = paginate(rows, request)
+            page, next_link = paginate(rows, request)
+            group_names = await groups.names(conn, [r.configuration_id for r in page]) if detail else {}
         page.sort(key=lambda r: r.created_at, reverse=True)  # Trove: the page newest first
-        return paged("instances", [views.instance(r, base_url(request), request["project"], detail)
+        return paged("instances", [views.instance(r, base_url(request), request["project"], detail, group_names)
                                    for r in page], next_link)
 
     async def list_detail(self, request):
@@ -120,7 +124,9 @@ class Instances:
         policy.authorize(request, "instance:show")
         async with self.store.engine.connect() as conn:
             row = await find(conn, request)
-        return web.json_response({"instance": views.instance(row, base_url(request), request["project"], True)})
+            group_names = await groups.names(conn, [row.configuration_id])
+        return web.json_response({"instance": views.instance(row, base_url(request), request["project"], True,
+                                                             group_names)})
 
     # -- create and delete ---------------------------------------------------
     async def create(self, request):
@@ -148,11 +154,14 @@ class Instances:
             rules = naming.rules_for(ds.name)
             dbs = validation.databases(spec.get("databases"), rules, ds.name)
             users = validation.users(spec.get("users"), {d["name"] for d in dbs}, rules)
+            group = (await groups.attachable(uow.conn, request["project"], spec["configuration"], version)
+                     if spec.get("configuration") else None)
             instance_id, created = str(uuid.uuid4()), now()
             await uow.conn.execute(instances.insert().values(
                 id=instance_id, project_id=request["project"], name=name, status="BUILD", operating_status="",
                 flavor_id=flavor.id, volume_gb=volume_gb, datastore=ds.name, datastore_version=version.name,
-                datastore_version_number=version.version, created_at=created, updated_at=created))
+                datastore_version_number=version.version, created_at=created, updated_at=created,
+                configuration_id=group.id if group else None))
             if users:
                 await uow.conn.execute(pending_credentials.insert().values(
                     instance_id=instance_id, box=request.app["vault"].lock(
@@ -164,10 +173,12 @@ class Instances:
                                  "disk_gb": flavor.disk_gb},
                       "volume_gb": volume_gb, "datastore": ds.name, "datastore_version": version.name,
                       "availability_zone": spec.get("availability_zone"), "databases": dbs,
-                      "users": [{k: u[k] for k in ("name", "host", "databases")} for u in users]}))
+                      "users": [{k: u[k] for k in ("name", "host", "databases")} for u in users],
+                      "configuration": group.values if group else "{}"}))
             row = (await uow.conn.execute(select(instances).where(instances.c.id == instance_id))).one()
         log(logger, logging.INFO, "instance requested", instance_id=instance_id, project=request["project"])
-        return web.json_response({"instance": views.instance(row, base_url(request), request["project"], True)})
+        return web.json_response({"instance": views.instance(row, base_url(request), request["project"], True,
+                                                             {group.id: group.name} if group else {})})
 
     async def delete(self, request):
         policy.authorize(request, "instance:delete")

@@ -2,7 +2,8 @@
 checks, the instance's new status and the request to the provisioner commit in one
 transaction. The provisioner's outcome event (action_completed / action_failed)
 finishes it; what each action changes in the API's views on success is registered
-with `on_completed` by the route module that owns those views."""
+with `on_completed` (and what a failure undoes, with `on_failed`) by the route module
+that owns those views."""
 from __future__ import annotations
 
 import asyncio
@@ -34,11 +35,21 @@ OUTCOME_TIMEOUT_SECONDS = float(os.environ.get("COFFER_API_OPERATION_TIMEOUT_SEC
 # action -> what its success changes in the API's views: fn(uow, operation row, output dict)
 CompletionEffect = Callable[[object, object, dict], Awaitable[None]]
 _effects: dict[str, CompletionEffect] = {}
+# action -> what its failure undoes in the API's views: fn(uow, operation row)
+FailureEffect = Callable[[object, object], Awaitable[None]]
+_failure_effects: dict[str, FailureEffect] = {}
 
 
 def on_completed(action: str):
     def register(fn: CompletionEffect) -> CompletionEffect:
         _effects[action] = fn
+        return fn
+    return register
+
+
+def on_failed(action: str):
+    def register(fn: FailureEffect) -> FailureEffect:
+        _failure_effects[action] = fn
         return fn
     return register
 
@@ -100,13 +111,20 @@ async def finish(uow, event: Event) -> None:
     inst = (await uow.conn.execute(select(instances).where(instances.c.id == op.instance_id))).first()
     if inst is None or inst.task == "delete":
         return  # deleted meanwhile: the delete wins
-    if succeeded and op.action in _effects:
-        await _effects[op.action](uow, op, output)
     # the instance's status is the running exclusive action's while one runs: a guest
     # action ending meanwhile (a database made during a restart) leaves it alone
     owns_status = inst.task == op.action if op.exclusive else inst.task is None
-    if not owns_status:
-        return
+    if owns_status:
+        await uow.conn.execute(update(instances).where(instances.c.id == inst.id).values(
+            **status_changes(op, inst, event, succeeded)))
+    if succeeded and op.action in _effects:
+        await _effects[op.action](uow, op, output)
+    elif not succeeded and op.action in _failure_effects:
+        await _failure_effects[op.action](uow, op)
+
+
+def status_changes(op, inst, event: Event, succeeded: bool) -> dict:
+    d = event.data
     # "" = the action changed nothing about the engine: the status it had before
     status = d["status"] or op.status_before
     changes = {"status": status, "task": None, "updated_at": now()}
@@ -119,7 +137,7 @@ async def finish(uow, event: Event) -> None:
         changes.update(operating_status="HEALTHY", health_at=event_time(event))
     elif status != inst.status:
         changes["health_at"] = None  # the next health report applies, whatever its age
-    await uow.conn.execute(update(instances).where(instances.c.id == inst.id).values(**changes))
+    return changes
 
 
 def event_time(event: Event):

@@ -105,6 +105,11 @@ class Projections:
         await self._health(uow, d["instance_id"], "RESTARTING", operations.event_time(event))
         await uow.conn.execute(update(instances).where(instances.c.id == d["instance_id"]).values(
             agent_public_key=d["public_key"]))
+        # an engine the agent starts afresh reads every setting; one it adopts may still wait for a restart
+        before, after = ("ACTIVE", "RESTART_REQUIRED") if d["restart_pending"] else ("RESTART_REQUIRED", "ACTIVE")
+        await uow.conn.execute(update(instances).where(
+            instances.c.id == d["instance_id"], instances.c.task.is_(None), instances.c.status == before).values(
+            status=after, updated_at=now()))
         row = (await uow.conn.execute(select(pending_credentials).where(
             pending_credentials.c.instance_id == d["instance_id"]))).first()
         if row is None:

@@ -72,6 +72,20 @@ instances = Table(
     Column("fault_at", UtcDateTime()),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("configuration_id", String(36)),  # the attached configuration group, if any
+)
+
+# Configuration groups: values for the parameters of one datastore version.
+configurations = Table(
+    "configurations", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("datastore_version_id", String(36), nullable=False),
+    Column("values", Text, nullable=False),  # JSON object, each value in its parameter's type
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # Day-2 actions requested on instances: one row each, from request to outcome.

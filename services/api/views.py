@@ -1,6 +1,7 @@
 """Trove's response shapes (reference §4)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 
@@ -37,7 +38,8 @@ def datastore(row, versions: list, base: str, project: str) -> dict:
     return doc
 
 
-def instance(row, base: str, project: str, detail: bool) -> dict:
+def instance(row, base: str, project: str, detail: bool, group_names: dict[str, str] | None = None) -> dict:
+    """`group_names`: configuration group id -> name, for the detail view's `configuration`."""
     doc = {
         "id": row.id, "name": row.name, "status": row.status,
         # Trove shows the guest's status only while no task runs
@@ -58,7 +60,21 @@ def instance(row, base: str, project: str, detail: bool) -> dict:
         doc["updated"] = ts(row.updated_at)
         if row.zone:
             doc["locality"] = row.zone
+        if row.configuration_id:
+            doc["configuration"] = {"id": row.configuration_id,
+                                    "name": (group_names or {}).get(row.configuration_id, ""),
+                                    "links": links(base, project, "configurations", row.configuration_id)}
         if row.fault_message:
             doc["fault"] = {"message": row.fault_message, "created": ts(row.fault_at),
                             "details": row.fault_details or ""}
+    return doc
+
+
+def configuration(row, version, datastore_name: str, detail: bool = False, instance_count: int = 0) -> dict:
+    doc = {"id": row.id, "name": row.name, "description": row.description, "created": ts(row.created_at),
+           "updated": ts(row.updated_at), "datastore_version_id": version.id, "datastore_name": datastore_name,
+           "datastore_version_name": version.name, "datastore_version_number": version.version}
+    if detail:
+        doc["values"] = json.loads(row.values)
+        doc["instance_count"] = instance_count
     return doc

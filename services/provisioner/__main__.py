@@ -29,6 +29,8 @@ async def main() -> None:
         "coffer.instance.action_requested.v1": prov.action_requested,
         "coffer.placement.placed.v1": prov.placed,
         "coffer.placement.failed.v1": prov.placement_failed,
+        "coffer.placement.resized.v1": prov.claim_resized,
+        "coffer.placement.resize_failed.v1": prov.claim_resized,
         "coffer.agent.registered.v1": prov.agent_registered,
         "coffer.agent.command_result.v1": prov.command_result,
     }

@@ -1,7 +1,11 @@
 """Day-2 actions as a pure state machine: a plan of steps run one after another,
 each with a deadline; the handlers persist the saga and perform the effects it asks
 for. An action without a plan of its own is one step: the agent verb of the same
-name with the request's arguments (databases, users, root, configuration, ...)."""
+name with the request's arguments (databases, users, root, configuration, ...).
+
+A step is the agent's (a verb) or the scheduler's (a capacity claim). A step that
+can be undone says how; when a later step fails, the done steps are undone, newest
+first, before the action ends failed (a resize gives back the capacity it claimed)."""
 from __future__ import annotations
 
 import os
@@ -19,9 +23,13 @@ def deadline_seconds(action: str, default: float = DEFAULT_DEADLINE_SECONDS) -> 
 
 @dataclass(frozen=True)
 class Step:
-    kind: str                      # "agent": run `command` on the instance's agent
+    kind: str                      # "agent": run verb `command` on the instance's agent; "scheduler": ask it
     command: str
     arguments: dict = field(default_factory=dict)
+    undo: dict | None = None       # arguments of the same command that reverse this step once done
+
+    def undoing(self) -> "Step":
+        return Step(self.kind, self.command, self.undo)
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,21 @@ def disruptive_verb(default_deadline: float) -> PlanBuilder:
     return build
 
 
+def resize_flavor(action: str, arguments: dict) -> Plan:
+    """The scheduler re-claims the host's capacity for the new flavor, then the agent
+    restarts the engine with memory settings for it (back on the old ones if that
+    fails). A failure after the claim gives the old flavor's capacity back."""
+    new, old = arguments["flavor"], arguments["old_flavor"]
+    claim = Step("scheduler", "resize_claim", {"vcpus": new["vcpus"], "ram_mb": new["ram_mb"]},
+                 undo={"vcpus": old["vcpus"], "ram_mb": old["ram_mb"], "force": True})
+    restart = Step("agent", "resize", {"flavor": new})
+    return Plan((claim, restart), deadline_seconds(action, 120), disruptive=True)
+
+
 # action -> how to build its plan; actions not listed are guest verbs
 PLANS: dict[str, PlanBuilder] = {
     "restart": disruptive_verb(120),
+    "resize": resize_flavor,
 }
 
 
@@ -78,6 +98,8 @@ class ActionSaga:
     output: dict = field(default_factory=dict)
     sealed: str | None = None      # secrets for the agent, sealed to its key: only it can open them
     started_at: float = 0.0
+    arguments: dict = field(default_factory=dict)  # the action's, as requested
+    undoing: bool = False          # a step failed: the done steps are being undone
     effects: list[str] = field(default_factory=list)  # "send", "completed", "failed"
 
     @classmethod
@@ -85,7 +107,7 @@ class ActionSaga:
               started_at: float) -> "ActionSaga":
         plan = plan_for(action, arguments)
         saga = cls(operation_id, action, [s.__dict__ for s in plan.steps], plan.deadline_seconds,
-                   plan.disruptive, sealed=sealed, started_at=started_at)
+                   plan.disruptive, sealed=sealed, started_at=started_at, arguments=arguments)
         saga._send()
         return saga
 
@@ -100,34 +122,69 @@ class ActionSaga:
         self.command_id = f"{self.operation_id}:{self.index}"
         self.effects.append("send")
 
+    def _current(self, command_id: str, kind: str) -> bool:
+        """False for a late or foreign result."""
+        return self.outcome == "running" and command_id == self.command_id and self.step.kind == kind
+
     def agent_reported(self, command_id: str, success: bool, error: str, engine_running: bool,
                        restart_pending: bool, output: dict) -> None:
-        if self.outcome != "running" or command_id != self.command_id:
-            return  # a late or foreign result
+        if not self._current(command_id, "agent"):
+            return
         self.status = instance_status(engine_running, restart_pending, success)
         if not success:
-            self._fail(f"{self.action} failed: {error}")
+            self._step_failed(f"{self.action} failed: {error}")
             return
-        self.output.update(output)
-        if self.index + 1 < len(self.steps):
-            self.index += 1
-            self._send()
+        if not self.undoing:
+            self.output.update(output)
+        self._next()
+
+    def scheduler_reported(self, command_id: str, success: bool, reason: str) -> None:
+        """The scheduler's answer; it says nothing about the engine's status."""
+        if not self._current(command_id, "scheduler"):
             return
-        self.outcome = "done"
-        self.effects.append("completed")
+        if not success:
+            self._step_failed(f"{self.action} failed: {reason}")
+            return
+        self._next()
 
     def expired(self) -> None:
         if self.outcome != "running":
             return
-        self.status = "ERROR" if self.disruptive else ""
-        self._fail(f"{self.action} did not finish within {self.deadline_seconds:.0f} s: the instance's agent "
-                   "did not report back.")
+        # only an agent step touches the engine: its state is unknown only then
+        if self.step.kind == "agent":
+            self.status = "ERROR" if self.disruptive else self.status
+        who = "the instance's agent" if self.step.kind == "agent" else "the scheduler"
+        self._step_failed(f"{self.action} did not finish within {self.deadline_seconds:.0f} s: {who} did not "
+                          "report back.")
 
     def refused(self, message: str) -> None:
         self.status = ""
-        self._fail(message)
+        self._end_failed(message)
 
-    def _fail(self, message: str) -> None:
+    def _next(self) -> None:
+        if self.index + 1 < len(self.steps):
+            self.index += 1
+            self._send()
+        elif self.undoing:
+            self._end_failed(self.message)
+        else:
+            self.outcome = "done"
+            self.effects.append("completed")
+
+    def _step_failed(self, message: str) -> None:
+        if self.undoing:  # an undo that fails is said; the others still run
+            self.message += f" Undoing {self.step.command} failed too: {message}"
+            self._next()
+            return
+        undo = [Step(**s).undoing().__dict__ for s in reversed(self.steps[:self.index]) if s.get("undo") is not None]
+        if not undo:
+            self._end_failed(message)
+            return
+        self.message, self.undoing = message, True
+        self.steps = self.steps[:self.index + 1] + undo
+        self._next()
+
+    def _end_failed(self, message: str) -> None:
         self.outcome, self.message = "failed", message
         self.effects.append("failed")
 

@@ -120,7 +120,8 @@ class Provisioner:
         return LaunchSpec(instance_id=inst.instance_id, project_id=inst.project_id, host=inst.host, address=address,
                           port=spec["port"], datastore=spec["datastore"], version=spec["datastore_version"],
                           ram_mb=spec["flavor"]["ram_mb"], vcpus=spec["flavor"]["vcpus"],
-                          volume_gb=spec["volume_gb"], traceparent=traceparent)
+                          volume_gb=spec["volume_gb"], initial_configuration=spec.get("configuration", "{}"),
+                          traceparent=traceparent)
 
     async def _fail(self, uow: UnitOfWork, event: Event, instance_id: str, operation: str, step: str,
                     message: str, details: str = "") -> None:
@@ -206,6 +207,13 @@ class Provisioner:
             return None if d["success"] else f"The database could not be prepared: {d['error']}"
         await self._advance(event, d["instance_id"], change)
 
+    async def claim_resized(self, event: Event) -> None:
+        """The scheduler's answer to a resize_claim step."""
+        d = event.data
+        success = event.type == "coffer.placement.resized.v1"
+        await self._advance_action(event, d["request_id"].rsplit(":", 1)[0], lambda saga: saga.scheduler_reported(
+            d["request_id"], success, d.get("reason", "")))
+
     async def delete_requested(self, event: Event) -> None:
         instance_id = event.data["instance_id"]
 
@@ -289,13 +297,21 @@ class Provisioner:
     async def _perform_action(self, uow: UnitOfWork, event: Event, instance_id: str, inst,
                               saga: ActionSaga) -> None:
         for effect in saga.effects:
-            if effect == "send":
+            if effect == "send" and saga.step.kind == "scheduler":
+                await uow.emit(T.INSTANCE_REQUESTS, event.caused("coffer.placement.resize_requested.v1", {
+                    "instance_id": instance_id, "request_id": saga.command_id, **saga.step.arguments},
+                    subject=instance_id, source=SOURCE))
+            elif effect == "send":
                 step = saga.step
                 await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
                     "instance_id": instance_id, "command_id": saga.command_id, "epoch": inst.epoch,
                     "command": step.command, "arguments": json.dumps(step.arguments), "sealed": saga.sealed},
                     subject=instance_id, source=SOURCE))
             elif effect == "completed":
+                if saga.action == "resize":  # relaunches start the agent with the new flavor
+                    spec = dict(json.loads(inst.spec), flavor=saga.arguments["flavor"])
+                    await uow.conn.execute(update(instances).where(instances.c.instance_id == instance_id)
+                                           .values(spec=json.dumps(spec)))
                 await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {
                     "instance_id": instance_id, "operation_id": saga.operation_id, "action": saga.action,
                     "status": saga.status, "output": json.dumps(saga.output)}, subject=instance_id, source=SOURCE))

@@ -13,13 +13,16 @@ async def main() -> None:
     rt = ServiceRuntime("scheduler", metadata)
     inventory = placement.parse_inventory(os.environ.get("COFFER_HOSTS", placement.DEFAULT_INVENTORY))
 
+    requests = {"coffer.instance.create_requested.v1": handlers.place,
+                "coffer.placement.resize_requested.v1": handlers.resize_claim}
+
     async def on_request(event):
-        await handlers.place(rt.store, event)
+        await requests[event.type](rt.store, event)
 
     async def on_instance_end(event):
         await handlers.release(rt.store, event)
 
-    rt.consume("coffer-scheduler", [T.INSTANCE_REQUESTS], on_request, {"coffer.instance.create_requested.v1"})
+    rt.consume("coffer-scheduler", [T.INSTANCE_REQUESTS], on_request, set(requests))
     rt.consume("coffer-scheduler-release", [T.INSTANCE_EVENTS], on_instance_end,
                {"coffer.instance.deleted.v1", "coffer.instance.failed.v1"})
     await rt.start()

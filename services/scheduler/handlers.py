@@ -1,4 +1,5 @@
-"""Placement requests in, placed / failed out; claims released when an instance ends."""
+"""Placement requests in, placed / failed out; claims resized (a flavor resize) and
+released when an instance ends."""
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
@@ -79,6 +80,45 @@ async def place(store: Store, event: Event) -> None:
         except ClaimRace:
             continue
     raise RuntimeError(f"could not claim capacity for {req.instance_id}: too many concurrent claims")
+
+
+async def resize_claim(store: Store, event: Event) -> None:
+    """Change an instance's claim on its host to a new flavor, if the host has room
+    for the difference (an instance stays on its host: its data lives there)."""
+    d = event.data
+    answer = {"instance_id": d["instance_id"], "request_id": d["request_id"]}
+
+    async def apply(uow: UnitOfWork):
+        claim = (await uow.conn.execute(select(claims).where(claims.c.instance_id == d["instance_id"]))).first()
+        if claim is None:
+            await uow.emit(T.PLACEMENT_EVENTS, event.caused("coffer.placement.resize_failed.v1", {
+                **answer, "reason": "The instance holds no capacity on any host."}, source=SOURCE))
+            return
+        host = _host((await uow.conn.execute(select(hosts).where(hosts.c.name == claim.host))).one())
+        more_vcpus, more_ram = d["vcpus"] - claim.vcpus, d["ram_mb"] - claim.ram_mb
+        reason = None if d["force"] else placement.fits_more(host, more_vcpus, more_ram)
+        if reason:
+            await uow.emit(T.PLACEMENT_EVENTS, event.caused("coffer.placement.resize_failed.v1", {
+                **answer, "reason": f"No valid host was found. {host.name}: {reason}"}, source=SOURCE))
+            return
+        result = await uow.conn.execute(
+            update(hosts).where(hosts.c.name == host.name, hosts.c.generation == host.generation)
+            .values(used_vcpus=hosts.c.used_vcpus + more_vcpus, used_ram_mb=hosts.c.used_ram_mb + more_ram,
+                    generation=hosts.c.generation + 1))
+        if result.rowcount != 1:
+            raise ClaimRace(host.name)
+        await uow.conn.execute(update(claims).where(claims.c.instance_id == d["instance_id"]).values(
+            vcpus=d["vcpus"], ram_mb=d["ram_mb"]))
+        await uow.emit(T.PLACEMENT_EVENTS, event.caused("coffer.placement.resized.v1", {
+            **answer, "host": host.name}, source=SOURCE))
+
+    for _ in range(MAX_CLAIM_RACES):
+        try:
+            await store.handled_once(event, apply)
+            return
+        except ClaimRace:
+            continue
+    raise RuntimeError(f"could not resize the claim of {d['instance_id']}: too many concurrent claims")
 
 
 async def release(store: Store, event: Event) -> None:

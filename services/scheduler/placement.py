@@ -54,6 +54,16 @@ def fits(host: Host, req: Request) -> str | None:
     return None
 
 
+def fits_more(host: Host, vcpus: int, ram_mb: int) -> str | None:
+    """None when the host can take `vcpus` and `ram_mb` more (a resize of an
+    instance it runs; less is always fine), else why not."""
+    if vcpus > 0 and host.vcpus - host.used_vcpus < vcpus:
+        return "not enough vCPU"
+    if ram_mb > 0 and host.free_ram_mb < ram_mb:
+        return "not enough RAM"
+    return None
+
+
 def rank(hosts: list[Host], req: Request) -> list[Host]:
     """Hosts that fit, best first: most free RAM (spread), then name for determinism."""
     candidates = [h for h in hosts if fits(h, req) is None]

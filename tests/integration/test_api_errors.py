@@ -109,3 +109,54 @@ def test_redis_has_no_databases_and_mysql_names_follow_mysql_rules(api):
     fault(api("POST", "/instances", json=body("mysql", users=[{"name": "u" * 33, "password": "p"}])),
           "badRequest", 400)
     assert instance_count(api) == before
+
+
+# -- configuration groups, resize, upgrade ---------------------------------------------------
+
+def group_body(**overrides) -> dict:
+    body = {"name": "g", "values": {"max_connections": 50},
+            "datastore": {"type": "postgresql", "version": installed_pg_version()}}
+    body.update(overrides)
+    return {"configuration": body}
+
+
+@pytest.mark.parametrize("overrides, name, code, fragment", [
+    ({"name": ""}, "badRequest", 400, "configuration['name']"),
+    ({"values": None}, "unprocessableEntity", 422, "must be an object"),
+    ({"values": {"max_connections": "many"}}, "unprocessableEntity", 422, "max_connections"),
+    ({"datastore": {"type": "nosuchdb"}}, "itemNotFound", 404, "nosuchdb"),
+    ({"datastore": {"type": "postgresql", "version": "0.1"}}, "badRequest", 400, "0.1"),
+])
+def test_bad_group_bodies(api, overrides, name, code, fragment):
+    before = len(api("GET", "/configurations").json()["configurations"])
+    assert fragment in fault(api("POST", "/configurations", json=group_body(**overrides)), name, code)
+    assert len(api("GET", "/configurations").json()["configurations"]) == before
+
+
+def test_unknown_groups_and_instances_are_404(api):
+    missing = "00000000-0000-0000-0000-000000000000"
+    for method, path in [("GET", f"/configurations/{missing}"), ("DELETE", f"/configurations/{missing}"),
+                         ("GET", f"/configurations/{missing}/instances"),
+                         ("GET", f"/instances/{missing}/configuration")]:
+        fault(api(method, path), "itemNotFound", 404)
+    fault(api("PATCH", f"/configurations/{missing}", json={"configuration": {"values": {}}}), "itemNotFound", 404)
+    fault(api("POST", f"/instances/{missing}/action", json={"resize": {"flavorRef": "d2"}}), "itemNotFound", 404)
+    fault(api("PATCH", f"/instances/{missing}", json={"instance": {"datastore_version": "15"}}), "itemNotFound", 404)
+
+
+def test_a_group_is_merged_replaced_and_deleted(api):
+    created = api("POST", "/configurations", json=group_body(description="first")).json()["configuration"]
+    assert (created["instance_count"], created["values"], created["description"]) == (0, {"max_connections": 50},
+                                                                                      "first")
+    path = f"/configurations/{created['id']}"
+    patched = api("PATCH", path, json={"configuration": {"values": {"work_mem": "4MB"}}})
+    assert (patched.status_code, patched.text) == (200, "")
+    assert api("GET", path).json()["configuration"]["values"] == {"max_connections": 50, "work_mem": "4MB"}
+    put = api("PUT", path, json={"configuration": {"values": {"jit": False}, "name": "renamed"}})
+    assert put.status_code == 202
+    shown = api("GET", path).json()["configuration"]
+    assert (shown["name"], shown["values"], shown["description"]) == ("renamed", {"jit": False}, "first")
+    fault(api("PUT", path, json={"configuration": {"values": {"jit": "no"}}}), "unprocessableEntity", 422)
+    assert api("GET", path).json()["configuration"]["values"] == {"jit": False}
+    assert api("DELETE", path).status_code == 202
+    fault(api("GET", path), "itemNotFound", 404)

@@ -94,3 +94,71 @@ def test_the_saga_survives_a_round_trip_through_its_row():
     take(saga)
     again = ActionSaga.from_dict(saga.to_dict())
     assert again == saga
+
+
+# --- resize: the scheduler's claim, then the agent; a failure gives the capacity back ---
+
+D1 = {"id": "d1", "ram_mb": 512, "vcpus": 1, "disk_gb": 5}
+D2 = {"id": "d2", "ram_mb": 1024, "vcpus": 1, "disk_gb": 10}
+
+
+def resize() -> ActionSaga:
+    saga = ActionSaga.begin("op-9", "resize", {"flavor": D2, "old_flavor": D1}, None, 0.0)
+    assert take(saga) == ["send"]
+    return saga
+
+
+def test_a_resize_claims_capacity_first_then_restarts_the_engine():
+    saga = resize()
+    assert saga.step == Step("scheduler", "resize_claim", {"vcpus": 1, "ram_mb": 1024},
+                             undo={"vcpus": 1, "ram_mb": 512, "force": True})
+    saga.scheduler_reported(saga.command_id, True, "")
+    assert take(saga) == ["send"]
+    assert saga.step == Step("agent", "resize", {"flavor": D2})
+    report(saga)
+    assert take(saga) == ["completed"] and saga.status == "ACTIVE"
+    assert saga.arguments["flavor"] == D2  # kept for the provisioner's own record of the flavor
+
+
+def test_no_valid_host_ends_the_resize_with_the_instance_as_it_was():
+    saga = resize()
+    report(saga)  # an agent result cannot answer the scheduler's step
+    assert take(saga) == []
+    saga.scheduler_reported(saga.command_id, False, "No valid host was found. host-1: not enough RAM")
+    assert take(saga) == ["failed"]
+    assert saga.status == "" and "No valid host was found" in saga.message and not saga.undoing
+
+
+def test_a_failed_restart_gives_the_claimed_capacity_back():
+    saga = resize()
+    saga.scheduler_reported(saga.command_id, True, "")
+    take(saga)
+    report(saga, success=False, error="MariaDB exited", running=True)  # the agent is back on the old flavor
+    assert take(saga) == ["send"] and saga.undoing
+    assert saga.step == Step("scheduler", "resize_claim", {"vcpus": 1, "ram_mb": 512, "force": True})
+    saga.scheduler_reported(saga.command_id, True, "")
+    assert take(saga) == ["failed"]
+    assert saga.status == "ACTIVE" and saga.message == "resize failed: MariaDB exited" and saga.output == {}
+
+
+def test_a_restart_that_never_reports_leaves_error_and_still_gives_the_capacity_back():
+    saga = resize()
+    saga.expired()  # the scheduler did not answer: the engine was not touched
+    assert take(saga) == ["failed"] and saga.status == "" and "the scheduler did not report" in saga.message
+    saga = resize()
+    saga.scheduler_reported(saga.command_id, True, "")
+    take(saga)
+    saga.expired()
+    assert take(saga) == ["send"] and saga.status == "ERROR"
+    saga.expired()  # the undo does not answer either
+    assert take(saga) == ["failed"] and saga.status == "ERROR"
+    assert "Undoing resize_claim failed too" in saga.message
+
+
+def test_an_undoing_saga_survives_its_row():
+    saga = resize()
+    saga.scheduler_reported(saga.command_id, True, "")
+    take(saga)
+    report(saga, success=False, error="x")
+    take(saga)
+    assert ActionSaga.from_dict(saga.to_dict()) == saga

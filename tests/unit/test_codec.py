@@ -48,6 +48,7 @@ def create_requested() -> dict:
             {"name": "alice", "host": "10.%", "databases": ["shop", "audit"]},
             {"name": "bob", "host": "%", "databases": []},
         ],
+        "configuration": '{"max_connections": 200}',
     }
 
 

@@ -9,6 +9,7 @@ from services.scheduler.placement import (
     NoValidHost,
     Request,
     fits,
+    fits_more,
     parse_inventory,
     rank,
 )
@@ -145,3 +146,11 @@ def test_default_inventory_is_three_hosts_in_three_zones():
     assert len(hosts) == 3
     assert sorted(h.zone for h in hosts) == ["az1", "az2", "az3"]
     assert len({h.name for h in hosts}) == 3
+
+
+def test_a_resize_needs_room_for_the_difference_only():
+    busy = host(vcpus=4, ram_mb=4096, used_vcpus=3, used_ram_mb=3584)
+    assert fits_more(busy, 0, 512) is None           # exactly the free RAM
+    assert fits_more(busy, 0, 513) == "not enough RAM"
+    assert fits_more(busy, 2, 0) == "not enough vCPU"
+    assert fits_more(busy, -2, -3000) is None         # a smaller flavor always fits

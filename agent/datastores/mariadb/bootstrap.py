@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import conf, installdb, run
+from ...configuration import values_at_bring_up
+from . import conf, group_file, installdb, run
 from .engine_user import chown_to_engine_user, server_version
 
 
@@ -24,5 +25,10 @@ def bootstrap(config) -> None:
     paths.options.write_text(conf.options(paths, config.address, config.port, config.ram_mb,
                                           config.instance_id))
     paths.options.chmod(0o644)  # mysql reads it; the server ignores a world-writable one
+    group_file.write(config.directory, values_at_bring_up(config.directory, config.initial_configuration))
     paths.log.touch()
     run.start(paths)
+
+
+def engine_running(config) -> bool:
+    return run.server_pid(conf.Paths(config.directory)) is not None

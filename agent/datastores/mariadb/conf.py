@@ -10,6 +10,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import group_file
 from .engine_user import ENGINE_USER, running_as_root
 
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its terminating NUL
@@ -82,10 +83,9 @@ def server_id(address: str, instance_id: str) -> int:
     return number or 1
 
 
-def options(paths: Paths, address: str, port: int, ram_mb: int, instance_id: str) -> str:
-    if len(str(paths.socket)) > SOCKET_PATH_MAX:
-        raise ValueError(f"socket path {paths.socket} is longer than {SOCKET_PATH_MAX} bytes")
-    server = {
+def server_options(paths: Paths, address: str, port: int, ram_mb: int, instance_id: str) -> dict[str, str]:
+    """The [mariadbd] options the agent sets, as written in the file."""
+    return {
         **({"user": ENGINE_USER} if running_as_root() else {}),  # never run as root, however started
         "datadir": str(paths.data),
         "socket": str(paths.socket),
@@ -107,8 +107,16 @@ def options(paths: Paths, address: str, port: int, ram_mb: int, instance_id: str
         "max-binlog-size": "64M",
         "binlog-expire-logs-seconds": str(3 * 86400),
     }
+
+
+def options(paths: Paths, address: str, port: int, ram_mb: int, instance_id: str) -> str:
+    if len(str(paths.socket)) > SOCKET_PATH_MAX:
+        raise ValueError(f"socket path {paths.socket} is longer than {SOCKET_PATH_MAX} bytes")
+    server = server_options(paths, address, port, ram_mb, instance_id)
     lines = ["# written by the Coffer agent; changes are overwritten", "[mariadbd]"]
     lines += [f"{key} = {value}" for key, value in server.items()]
     # so an operator can run `mariadb --defaults-file=<this file>` on the host
     lines += ["", "[client]", f"socket = {paths.socket}", ""]
+    # last: a configuration group's values win over the settings above
+    lines += [f"!include {group_file.path(paths.directory)}", ""]
     return "\n".join(lines)

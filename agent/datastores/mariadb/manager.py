@@ -11,13 +11,14 @@ from ...manager import DatastoreManager, Metrics, UserSpec
 from ...processes import dir_size, usage
 from . import run, status, users
 from .bootstrap import bootstrap
+from .configuration import ConfigurationMixin
 from .conf import Paths
 from .engine_user import admin_user, server_version
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(DatastoreManager):
+class Manager(ConfigurationMixin, DatastoreManager):
     """Serves both `mariadb` and `mysql`: the installed MariaDB server runs them."""
 
     def __init__(self, config):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import initdb, run
+from ...configuration import values_at_bring_up
+from . import group_file, initdb, run
 from .engine_user import chown_to_engine_user
 
 
@@ -25,6 +26,11 @@ def bootstrap(config) -> None:
     conf = data / "coffer.conf"
     conf.write_text(initdb.settings(address, port, socket_dir, ram_mb))
     chown_to_engine_user(conf)
+    group_file.write(data, values_at_bring_up(directory, config.initial_configuration))
     log.touch()
     chown_to_engine_user(log)
     run.start(version, data, log)
+
+
+def engine_running(config) -> bool:
+    return run.is_running(config.directory / "data")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ... import templates
+from . import group_file
 from .engine_user import bindir, chown_to_engine_user, run
 
 HBA = """# written by the Coffer agent
@@ -49,6 +50,8 @@ def settings(address: str, port: int, socket_dir: Path, ram_mb: int) -> str:
         "max_connections = 100",
         "password_encryption = 'scram-sha-256'",
         "wal_retrieve_retry_interval = '100ms'",
+        # last: a configuration group's values win over the settings above
+        f"include_if_exists = '{group_file.NAME}'",
         "",
     ])
 

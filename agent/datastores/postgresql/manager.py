@@ -10,13 +10,14 @@ from ...manager import DatastoreManager, Metrics, UserSpec
 from ...processes import dir_size, usage
 from . import run, status, users
 from .bootstrap import bootstrap
+from .configuration import ConfigurationMixin
 from .engine_user import bindir
 from .engine_user import run as run_engine
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(DatastoreManager):
+class Manager(ConfigurationMixin, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.data = config.directory / "data"

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
-from . import run
-from .engine_user import chown_to_engine_user
+from ...configuration import values_at_bring_up
+from ...engine_user import run as run_as_agent
+from . import defaults, group_file, run
+from .engine_user import REDIS_SERVER, chown_to_engine_user
 from .layout import Layout, admin_password, settings, write_aclfile
+
+
+def warm_templates(templates_dir: Path) -> None:
+    """Redis needs no template data directory; its compiled-in defaults are noted
+    once per host (the launcher does it, so no configuration change waits for it)."""
+    out = run_as_agent([REDIS_SERVER, "--version"], timeout=30)
+    number = next(part[2:] for part in out.split() if part.startswith("v="))
+    defaults.compiled_defaults(templates_dir, ".".join(number.split(".")[:2]))
 
 
 def _owned_dir(path) -> None:
@@ -28,8 +39,13 @@ def bootstrap(config) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(settings(layout, config.address, config.port, config.ram_mb))
     scratch.rename(layout.conf)
+    group_file.write(layout, values_at_bring_up(config.directory, config.initial_configuration))
     layout.log.touch(mode=0o640)
     chown_to_engine_user(layout.log)
     if run.server_pid(layout) is None:
         write_aclfile(layout, password)  # only while no server runs: it would overwrite it on ACL SAVE
     run.ensure_running(layout, config.address, config.port, password)
+
+
+def engine_running(config) -> bool:
+    return run.server_pid(Layout(config.directory)) is not None

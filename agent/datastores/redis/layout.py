@@ -2,6 +2,7 @@
 agent's own admin user. Stdlib only: bootstrap uses it before anything heavy.
 
     <instance>/redis.conf       written by the agent on every bootstrap (root-owned, no secrets)
+    <instance>/configuration.conf  a configuration group's values, included last by redis.conf
     <instance>/redis.log        the server's log (owned by redis)
     <instance>/admin.password   the agent's admin password (root, 0600)
     <instance>/run/             redis.pid and redis.sock (owned by redis, 0700)
@@ -68,6 +69,10 @@ class Layout:
     def aclfile(self) -> Path:
         return self.data / "users.acl"
 
+    @property
+    def group_file(self) -> Path:  # a configuration group's values (group_file.py)
+        return self.directory / "configuration.conf"
+
 
 def password_hash(password: str) -> str:
     """Redis's own form of a password (ACL SETUSER #<hash>): the clear password
@@ -95,36 +100,42 @@ def admin_password(layout: Layout) -> str:
     return layout.password_file.read_text().strip()
 
 
-def _quoted(value) -> str:
+def quoted(value) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def settings(layout: Layout, address: str, port: int, ram_mb: int) -> str:
+def directives(layout: Layout, address: str, port: int, ram_mb: int) -> dict[str, str]:
+    """The settings the agent writes, as the file has them."""
     maxmemory_mb = max(1, int(ram_mb * MAXMEMORY_SHARE))
     socket = layout.socket
-    lines = [
-        "# written by the Coffer agent; changes are overwritten",
-        f"bind {address}",
-        f"port {port}",
-        "protected-mode no",  # ACLs guard access
-        f"unixsocket {_quoted(socket)}" if socket else "# no unixsocket: its path is too long",
-        "unixsocketperm 700",
-        "daemonize no",  # the agent starts it detached, in a session of its own
-        "supervised no",
-        "set-proc-title no",  # the command line keeps this file's path, so the instance's processes are found
-        f"pidfile {_quoted(layout.pidfile)}",
-        f"logfile {_quoted(layout.log)}",
-        "loglevel notice",
-        f"dir {_quoted(layout.data)}",
-        f"aclfile {_quoted(layout.aclfile)}",  # users live there only, never in this file
-        "appendonly yes",
-        "appendfsync everysec",
-        f"maxmemory {maxmemory_mb}mb",
-        f"maxmemory-policy {MAXMEMORY_POLICY}",
-        "repl-diskless-sync yes",
-        "repl-diskless-sync-delay 0",
-        "",
-    ]
+    return {
+        "bind": address,
+        "port": str(port),
+        "protected-mode": "no",  # ACLs guard access
+        **({"unixsocket": quoted(socket)} if socket else {}),  # none when its path is too long
+        "unixsocketperm": "700",
+        "daemonize": "no",  # the agent starts it detached, in a session of its own
+        "supervised": "no",
+        "set-proc-title": "no",  # the command line keeps this file's path, so the instance's processes are found
+        "pidfile": quoted(layout.pidfile),
+        "logfile": quoted(layout.log),
+        "loglevel": "notice",
+        "dir": quoted(layout.data),
+        "aclfile": quoted(layout.aclfile),  # users live there only, never in this file
+        "appendonly": "yes",
+        "appendfsync": "everysec",
+        "maxmemory": f"{maxmemory_mb}mb",
+        "maxmemory-policy": MAXMEMORY_POLICY,
+        "repl-diskless-sync": "yes",
+        "repl-diskless-sync-delay": "0",
+    }
+
+
+def settings(layout: Layout, address: str, port: int, ram_mb: int) -> str:
+    lines = ["# written by the Coffer agent; changes are overwritten"]
+    lines += [f"{name} {value}" for name, value in directives(layout, address, port, ram_mb).items()]
+    # last: a configuration group's values win over the settings above
+    lines += [f"include {quoted(layout.group_file)}", ""]
     return "\n".join(lines)
 
 

@@ -14,13 +14,14 @@ from ...manager import DatastoreManager, Metrics, UserSpec
 from ...processes import dir_size, usage
 from . import run, status, users
 from .bootstrap import bootstrap
+from .configuration import ConfigurationMixin
 from .engine_user import REDIS_SERVER
 from .layout import ADMIN_USER, Layout, admin_password
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(DatastoreManager):
+class Manager(ConfigurationMixin, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.layout = Layout(config.directory)

@@ -44,7 +44,7 @@ def _log_tail(layout: Layout) -> str:
         return ""
 
 
-def _command(*args: str) -> bytes:
+def resp(*args: str) -> bytes:
     out = [f"*{len(args)}\r\n".encode()]
     for arg in args:
         raw = arg.encode()
@@ -73,7 +73,7 @@ def ping(layout: Layout, address: str, port: int, password: str, timeout: float 
     its data; raises OSError when nothing listens yet, EngineCommandError when it
     refuses the admin user."""
     with _connect(layout, address, port, timeout) as sock:
-        sock.sendall(_command("AUTH", ADMIN_USER, password) + _command("PING"))
+        sock.sendall(resp("AUTH", ADMIN_USER, password) + resp("PING"))
         replies = sock.makefile("rb")
         auth, pong = replies.readline().strip(), replies.readline().strip()
     if not auth or not pong:

@@ -25,6 +25,7 @@ class LaunchSpec:
     ram_mb: int
     vcpus: int
     volume_gb: int
+    initial_configuration: str = "{}"  # JSON: a configuration group's values the engine starts with
     traceparent: str = ""  # the agent continues the trace of the request that made it
 
 
