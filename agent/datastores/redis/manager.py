@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from ...manager import DatastoreManager, Metrics, UserSpec
 from ...processes import dir_size, usage
 from . import run, status, users
+from .accounts import RedisAccounts
 from .bootstrap import bootstrap
 from .engine_user import REDIS_SERVER
 from .layout import ADMIN_USER, Layout, admin_password
@@ -20,7 +21,7 @@ from .layout import ADMIN_USER, Layout, admin_password
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(DatastoreManager):
+class Manager(RedisAccounts, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.layout = Layout(config.directory)
