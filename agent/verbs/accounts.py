@@ -22,28 +22,28 @@ def with_passwords(users: list[dict], secrets: dict) -> list[UserSpec]:
             for u, password in zip(users, passwords)]
 
 
-@verb("database_create")
-async def database_create(manager, arguments: dict, secrets: dict) -> None:
+@verb("create_databases")
+async def create_databases(manager, arguments: dict, secrets: dict) -> None:
     await accounts(manager).create_databases(arguments["databases"])
 
 
-@verb("database_delete")
-async def database_delete(manager, arguments: dict, secrets: dict) -> None:
+@verb("delete_database")
+async def delete_database(manager, arguments: dict, secrets: dict) -> None:
     await accounts(manager).delete_database(arguments["name"])
 
 
-@verb("user_create")
-async def user_create(manager, arguments: dict, secrets: dict) -> None:
+@verb("create_users")
+async def create_users(manager, arguments: dict, secrets: dict) -> None:
     await accounts(manager).create_users(with_passwords(arguments["users"], secrets))
 
 
-@verb("user_delete")
-async def user_delete(manager, arguments: dict, secrets: dict) -> None:
+@verb("delete_user")
+async def delete_user(manager, arguments: dict, secrets: dict) -> None:
     await accounts(manager).delete_user(arguments["name"], arguments["host"])
 
 
-@verb("user_update")
-async def user_update(manager, arguments: dict, secrets: dict) -> None:
+@verb("update_user")
+async def update_user(manager, arguments: dict, secrets: dict) -> None:
     """Rename (or move to another host), then the new password if one was given."""
     name, host = arguments["name"], arguments["host"]
     target = accounts(manager)
@@ -54,28 +54,28 @@ async def user_update(manager, arguments: dict, secrets: dict) -> None:
         await target.set_passwords([UserSpec(name, secrets["password"], host)])
 
 
-@verb("user_passwords")
-async def user_passwords(manager, arguments: dict, secrets: dict) -> None:
+@verb("change_passwords")
+async def change_passwords(manager, arguments: dict, secrets: dict) -> None:
     await accounts(manager).set_passwords(with_passwords(arguments["users"], secrets))
 
 
-@verb("user_grant")
-async def user_grant(manager, arguments: dict, secrets: dict) -> None:
+@verb("grant_access")
+async def grant_access(manager, arguments: dict, secrets: dict) -> None:
     await accounts(manager).grant(arguments["name"], arguments["host"], arguments["databases"])
 
 
-@verb("user_revoke")
-async def user_revoke(manager, arguments: dict, secrets: dict) -> None:
+@verb("revoke_access")
+async def revoke_access(manager, arguments: dict, secrets: dict) -> None:
     await accounts(manager).revoke(arguments["name"], arguments["host"], arguments["database"])
 
 
-@verb("root_enable")
-async def root_enable(manager, arguments: dict, secrets: dict) -> dict:
+@verb("enable_root")
+async def enable_root(manager, arguments: dict, secrets: dict) -> dict:
     if not secrets.get("password"):
         raise ValueError("no sealed root password")
     return {"user": await accounts(manager).enable_root(secrets["password"])}
 
 
-@verb("root_disable")
-async def root_disable(manager, arguments: dict, secrets: dict) -> None:
+@verb("disable_root")
+async def disable_root(manager, arguments: dict, secrets: dict) -> None:
     await accounts(manager).disable_root()

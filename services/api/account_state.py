@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # the day-2 actions that change accounts; each is one agent verb of the same name
-ACTIONS = ("database_create", "database_delete", "user_create", "user_delete", "user_update",
-           "user_passwords", "user_grant", "user_revoke", "root_enable", "root_disable")
+ACTIONS = ("create_databases", "delete_database", "create_users", "delete_user", "update_user",
+           "change_passwords", "grant_access", "revoke_access", "enable_root", "disable_root")
 
 Account = tuple[str, str]  # (name, host)
 
@@ -39,30 +39,30 @@ class AccountState:
 
     def apply(self, action: str, arguments: dict) -> None:
         """What `action` with these arguments (an operation's, never secrets) changes."""
-        if action == "database_create":
+        if action == "create_databases":
             self.databases.update(db["name"] for db in arguments["databases"])
-        elif action == "database_delete":
+        elif action == "delete_database":
             self.databases.discard(arguments["name"])
             for granted in self.users.values():
                 granted.discard(arguments["name"])
-        elif action == "user_create":
+        elif action == "create_users":
             for user in arguments["users"]:
                 self.users.setdefault((user["name"], user["host"]), set()).update(user.get("databases", ()))
-        elif action == "user_delete":
+        elif action == "delete_user":
             self.users.pop((arguments["name"], arguments["host"]), None)
-        elif action == "user_update":
+        elif action == "update_user":
             old = (arguments["name"], arguments["host"])
             new = (arguments.get("new_name") or old[0], arguments.get("new_host") or old[1])
             if new != old and old in self.users:
                 self.users[new] = self.users.pop(old)
-        elif action == "user_grant":
+        elif action == "grant_access":
             account = (arguments["name"], arguments["host"])
             if account in self.users:
                 self.users[account].update(arguments["databases"])
-        elif action == "user_revoke":
+        elif action == "revoke_access":
             self.users.get((arguments["name"], arguments["host"]), set()).discard(arguments["database"])
-        elif action == "root_enable":
+        elif action == "enable_root":
             self.root_enabled = True
-        elif action == "root_disable":
+        elif action == "disable_root":
             self.root_enabled = False
-        # user_passwords changes nothing the API keeps
+        # change_passwords changes nothing the API keeps

@@ -162,7 +162,7 @@ class Accounts:
             for db in dbs:
                 if db["name"] in state.databases:
                     raise bad_request(f"A database with the name {db['name']!r} already exists.")
-            await operations.start(uow, inst, "database_create", {"databases": dbs}, exclusive=False)
+            await operations.start(uow, inst, "create_databases", {"databases": dbs}, exclusive=False)
         return accepted()
 
     async def show_database(self, request):
@@ -176,7 +176,7 @@ class Accounts:
             name = self._database_name(request, rules)
             if name not in (await accounts_view.projected(uow.conn, inst.id)).databases:
                 raise not_found(f"Database {name!r} could not be found.")
-            await operations.start(uow, inst, "database_delete", {"name": name}, exclusive=False)
+            await operations.start(uow, inst, "delete_database", {"name": name}, exclusive=False)
         return accepted()
 
     # -- users -------------------------------------------------------------------
@@ -199,7 +199,7 @@ class Accounts:
                 if (user["name"], user["host"]) in state.users:
                     raise bad_request(f"User {account_id(user['name'], user['host'])} already exists.")
             sealed = operations.seal_for(inst, {"passwords": [u["password"] for u in users]})
-            await operations.start(uow, inst, "user_create", {"users": [
+            await operations.start(uow, inst, "create_users", {"users": [
                 {"name": u["name"], "host": u["host"], "databases": u["databases"]} for u in users]},
                 exclusive=False, sealed=sealed)
         return accepted()
@@ -219,7 +219,7 @@ class Accounts:
                 passwords.append(validation.password(user.get("password"), name))
                 self._known_user(state, account)
                 accounts.append({"name": account[0], "host": account[1]})
-            await operations.start(uow, inst, "user_passwords", {"users": accounts}, exclusive=False,
+            await operations.start(uow, inst, "change_passwords", {"users": accounts}, exclusive=False,
                                    sealed=operations.seal_for(inst, {"passwords": passwords}))
         return accepted()
 
@@ -257,7 +257,7 @@ class Accounts:
                 sealed = operations.seal_for(inst, {"password": validation.password(spec["password"], new_name)})
             elif "new_name" not in arguments:
                 return accepted()  # nothing changes
-            await operations.start(uow, inst, "user_update", arguments, exclusive=False, sealed=sealed)
+            await operations.start(uow, inst, "update_user", arguments, exclusive=False, sealed=sealed)
         return accepted()
 
     async def delete_user(self, request):
@@ -266,7 +266,7 @@ class Accounts:
             inst, rules = await self._instance(uow.conn, request)
             account = self._account(request, rules)
             self._known_user(await accounts_view.projected(uow.conn, inst.id), account)
-            await operations.start(uow, inst, "user_delete", {"name": account[0], "host": account[1]},
+            await operations.start(uow, inst, "delete_user", {"name": account[0], "host": account[1]},
                                    exclusive=False)
         return accepted()
 
@@ -293,7 +293,7 @@ class Accounts:
                 if name not in state.databases:
                     raise not_found(f"Database {name!r} could not be found.")
                 names.append(name)
-            await operations.start(uow, inst, "user_grant", {"name": account[0], "host": account[1],
+            await operations.start(uow, inst, "grant_access", {"name": account[0], "host": account[1],
                                                              "databases": sorted(set(names))}, exclusive=False)
         return accepted()
 
@@ -306,7 +306,7 @@ class Accounts:
             name = request.match_info["database"]
             if name not in granted:
                 raise not_found(f"User {account_id(*account)} has no access to database {name!r}.")
-            await operations.start(uow, inst, "user_revoke", {"name": account[0], "host": account[1],
+            await operations.start(uow, inst, "revoke_access", {"name": account[0], "host": account[1],
                                                               "database": name}, exclusive=False)
         return accepted()
 
@@ -330,7 +330,7 @@ class Accounts:
         password = password or generate_password()
         async with self.store.uow() as uow:
             inst, _rules = await self._instance(uow.conn, request)
-            operation_id = await operations.start(uow, inst, "root_enable", {}, exclusive=False,
+            operation_id = await operations.start(uow, inst, "enable_root", {}, exclusive=False,
                                                   sealed=operations.seal_for(inst, {"password": password}))
         done = await self._finished(operation_id, "Enabling root")
         name = json.loads(done.output or "{}").get("user", "root")
@@ -342,7 +342,7 @@ class Accounts:
             inst, _rules = await self._instance(uow.conn, request)
             if not (await accounts_view.projected(uow.conn, inst.id)).root_enabled:
                 raise not_found(f"Root is not enabled on instance {inst.id}.")
-            operation_id = await operations.start(uow, inst, "root_disable", {}, exclusive=False)
+            operation_id = await operations.start(uow, inst, "disable_root", {}, exclusive=False)
         await self._finished(operation_id, "Disabling root")
         return no_content()
 

@@ -103,8 +103,8 @@ async def instance_active(conn, instance_id: str) -> None:
         requested_accounts.c.instance_id == instance_id))).first()
     if row is None:
         return
-    await apply(conn, instance_id, "database_create", {"databases": json.loads(row.databases)})
-    await apply(conn, instance_id, "user_create", {"users": json.loads(row.users)})
+    await apply(conn, instance_id, "create_databases", {"databases": json.loads(row.databases)})
+    await apply(conn, instance_id, "create_users", {"users": json.loads(row.users)})
     await drop_requested(conn, instance_id)
 
 

@@ -4,6 +4,7 @@ stack, every effect checked with a real PostgreSQL client (psycopg) over the
 instance's address."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import requests
 from troveclient import exceptions as trove_exc
 
+from coffer.cli import _create_token
 from tests.conftest import trove, wait_for
 from tests.e2e.support import assert_secrets_nowhere, installed_pg_version, wait_active, wait_gone
 
@@ -271,6 +273,13 @@ def test_errors(stack, pg, api):
         {"name": "errx", "password": "x"}]}), 400)
     assert api("DELETE", f"{i}/users/errx").status_code == 202
     fault(api("GET", "/instances/no-such-instance/users"), 404)
+    # policy: a reader reads, but changes nothing
+    reader = {"X-Auth-Token": asyncio.run(_create_token(stack.project, "reader"))}
+    base = f"{stack.api_url}/v1.0/{stack.project}{i}"
+    assert requests.get(f"{base}/users", headers=reader, timeout=30).status_code == 200
+    fault(requests.post(f"{base}/users", json={"users": [{"name": "r", "password": "x"}]}, headers=reader,
+                        timeout=30), 403)
+    fault(requests.post(f"{base}/root", headers=reader, timeout=30), 403)
     # nothing of the refused requests was made
     assert [d["name"] for d in api("GET", f"{i}/databases").json()["databases"]].count("seeddb") == 1
     assert "nopw" not in [u["name"] for u in api("GET", f"{i}/users").json()["users"]]
