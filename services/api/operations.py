@@ -95,8 +95,13 @@ async def finish(uow, event: Event) -> None:
     inst = (await uow.conn.execute(select(instances).where(instances.c.id == op.instance_id))).first()
     if inst is None or inst.task == "delete":
         return  # deleted meanwhile: the delete wins
-    # "" = the action changed nothing about the engine: the status it had before
-    status = d["status"] or op.status_before
+    if op.exclusive:
+        # "" = the action changed nothing about the engine: the status it had before
+        status = d["status"] or op.status_before
+    else:
+        # a side action (databases, users, ...) never owned the status: the engine's state
+        # as its agent reported it, unless an exclusive action (a restart, ...) runs meanwhile
+        status = inst.status if inst.task else (d["status"] or inst.status)
     changes = {"status": status, "updated_at": now()}
     if op.exclusive and inst.task == op.action:
         changes["task"] = None

@@ -71,37 +71,37 @@ def test_databases_accounts_grants_and_passwords(stack, my):
     assert [d.name for d in client.databases.list(my.id)] == ["seeddb"]
     assert users_listed(client, my) == {("seed", "%"): ["seeddb"]}
 
-    client.databases.create(my.id, [{"name": "sales", "character_set": "utf8mb4", "collate": "utf8mb4_bin"},
+    client.databases.create(my.id, [{"name": "sales_db", "character_set": "utf8mb4", "collate": "utf8mb4_bin"},
                                     {"name": "hr"}])
     # bob may log in only from 127.*: the client here connects from the instance's 127.x address
-    client.users.create(my.id, [{"name": "alice", "password": ALICE_1, "databases": [{"name": "sales"}]},
+    client.users.create(my.id, [{"name": "alice", "password": ALICE_1, "databases": [{"name": "sales_db"}]},
                                 {"name": "bob", "password": BOB, "host": "127.%"}])
     client.users.grant(my.id, "alice", ["hr"], hostname="%")
-    wait_for(lambda: users_listed(client, my) == {("seed", "%"): ["seeddb"], ("alice", "%"): ["hr", "sales"],
+    wait_for(lambda: users_listed(client, my) == {("seed", "%"): ["seeddb"], ("alice", "%"): ["hr", "sales_db"],
                                                    ("bob", "127.%"): []}, 30, what="alice and bob listed")
     shown = client.users.get(my.id, "bob", "127.%")  # name@host in the URL, dots as %2e
     assert (shown.name, shown.host, shown.databases) == ("bob", "127.%", [])
     with admin(stack, my) as conn:
         assert query(conn, "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
-                           "WHERE SCHEMA_NAME = 'sales'") == (("utf8mb4_bin",),)
+                           "WHERE SCHEMA_NAME = 'sales_db'") == (("utf8mb4_bin",),)
 
-    for database in ("sales", "hr"):
+    for database in ("sales_db", "hr"):
         with connect(my, "alice", ALICE_1, database) as conn:
             query(conn, "CREATE TABLE orders (id INT PRIMARY KEY)")
             query(conn, "INSERT INTO orders VALUES (1)")
     with connect(my, "bob", BOB) as conn:
         assert {row[0] for row in query(conn, "SHOW DATABASES")} == {"information_schema"}
-    assert refused(my, "bob", BOB, "sales") == DB_ACCESS_DENIED
+    assert refused(my, "bob", BOB, "sales_db") == DB_ACCESS_DENIED
 
     client.users.revoke(my.id, "alice", "hr")
-    wait_for(lambda: [d.name for d in client.users.list_access(my.id, "alice")] == ["sales"], 30,
+    wait_for(lambda: [d.name for d in client.users.list_access(my.id, "alice")] == ["sales_db"], 30,
              what="hr revoked")
     assert refused(my, "alice", ALICE_1, "hr") == DB_ACCESS_DENIED
 
     # renamed: the password works under the new name only
     client.users.update_attributes(my.id, "alice", newuserattr={"name": "alicia"}, hostname="%")
     wait_for(lambda: ("alicia", "%") in users_listed(client, my), 30, what="alice renamed")
-    with connect(my, "alicia", ALICE_1, "sales") as conn:
+    with connect(my, "alicia", ALICE_1, "sales_db") as conn:
         assert query(conn, "SELECT count(*) FROM orders") == ((1,),)
     assert refused(my, "alice", ALICE_1) in ACCESS_DENIED
 
@@ -111,20 +111,26 @@ def test_databases_accounts_grants_and_passwords(stack, my):
     assert refused(my, "bob", BOB) in ACCESS_DENIED
 
     client.users.change_passwords(my.id, [{"name": "alicia", "host": "%", "password": ALICE_2}])
-    wait_for(lambda: can_connect(my, "alicia", ALICE_2, "sales"), 30, what="alicia's new password")
-    assert refused(my, "alicia", ALICE_1, "sales") in ACCESS_DENIED
+    wait_for(lambda: can_connect(my, "alicia", ALICE_2, "sales_db"), 30, what="alicia's new password")
+    assert refused(my, "alicia", ALICE_1, "sales_db") in ACCESS_DENIED
 
     # a deleted database is gone with its grants; a deleted user is gone
-    client.databases.delete(my.id, "sales")
+    with admin(stack, my) as conn:  # grants are kept with _ escaped (GRANT ... ON `sales\\_db`.*)
+        assert query(conn, "SELECT User, Db FROM mysql.db WHERE Db LIKE 'sales%'") == (("alicia", "sales\\_db"),)
+    client.databases.delete(my.id, "sales_db")
     client.users.delete(my.id, "bob", "10.%")
-    wait_for(lambda: "sales" not in [d.name for d in client.databases.list(my.id)]
+    wait_for(lambda: "sales_db" not in [d.name for d in client.databases.list(my.id)]
              and ("bob", "10.%") not in users_listed(client, my), 30, what="sales and bob deleted")
     assert users_listed(client, my)[("alicia", "%")] == []
     with admin(stack, my) as conn:
-        assert "sales" not in {row[0] for row in query(conn, "SHOW DATABASES")}
-        assert query(conn, "SELECT User FROM mysql.db WHERE Db = 'sales'") == ()
+        assert "sales_db" not in {row[0] for row in query(conn, "SHOW DATABASES")}
+        assert query(conn, "SELECT User FROM mysql.db WHERE Db LIKE 'sales%'") == ()
         assert query(conn, "SELECT User FROM mysql.global_priv WHERE User = 'bob'") == ()
-    assert refused(my, "alicia", ALICE_2, "sales") == DB_ACCESS_DENIED
+    assert refused(my, "alicia", ALICE_2, "sales_db") == DB_ACCESS_DENIED
+    # a database made again under the same name is not open to whom the old one was granted
+    client.databases.create(my.id, [{"name": "sales_db"}])
+    wait_for(lambda: "sales_db" in [d.name for d in client.databases.list(my.id)], 30, what="sales_db again")
+    assert refused(my, "alicia", ALICE_2, "sales_db") == DB_ACCESS_DENIED
 
 
 def test_root_enable_show_disable(stack, my):
