@@ -4,13 +4,16 @@ cannot administer the server, root as the default user (AUTH <password>), and
 Trove's 422 for databases, which Redis does not have."""
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import redis
 from troveclient import exceptions as trove_exc
 
 from tests.conftest import trove, wait_for
 from tests.e2e.support import assert_secrets_nowhere, wait_active, wait_gone
-from tests.e2e.test_redis_instances import NO_RETRY, redis_version
+from tests.e2e.test_redis_instances import NO_RETRY, redis_servers, redis_version
 
 pytestmark = pytest.mark.e2e
 
@@ -144,6 +147,23 @@ def test_root_is_the_default_user(stack, rd):
     assert login(rd, None, password).get("by-root") == b"1"
     client.root.disable_instance_root(rd.id)
     refused(rd, None, password)
+
+
+def test_root_enable_fails_clearly_when_the_engine_is_gone(stack, rd):
+    client = trove(stack)
+    instance_dir = stack.home / "instances" / rd.id
+    [server] = redis_servers(instance_dir)
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: not redis_servers(instance_dir), 10, what="redis-server to end")
+    with pytest.raises(trove_exc.BadRequest) as refusal:  # Trove's answer for a guest error
+        client.root.create_instance_root(rd.id)
+    assert "Enabling root failed" in str(refusal.value)
+    shown = client.instances.get(rd.id)  # the agent found its engine down: ERROR, with what failed
+    assert shown.status == "ERROR" and "enable_root failed" in shown.fault["message"]
+    client.instances.restart(rd.id)
+    wait_active(client, rd.id)
+    assert client.root.is_instance_root_enabled(rd.id).rootEnabled is False
+    assert can_login(rd, "carol", CAROL)
 
 
 def test_422_while_the_engine_does_not_run_and_404s(stack, rd):
