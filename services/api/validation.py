@@ -68,9 +68,10 @@ def databases(value, rules: NamingRules, datastore: str) -> list[dict]:
             raise bad_request(f"Database name {name!r} is given more than once.")
         seen.add(name)
         for key in ("character_set", "collate"):
-            if db.get(key) is not None and not (isinstance(db[key], str) and CHARSET_RE.match(db[key])):
+            if db.get(key) and not (isinstance(db[key], str) and CHARSET_RE.match(db[key])):
                 raise bad_request(f"Database {name!r}: {key} {db[key]!r} is not a valid name.")
-        out.append({"name": name, "character_set": db.get("character_set"), "collate": db.get("collate")})
+        out.append({"name": name, "character_set": db.get("character_set") or None,
+                    "collate": db.get("collate") or None})
     return out
 
 

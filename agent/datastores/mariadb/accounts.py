@@ -82,7 +82,7 @@ class MariadbAccounts(Accounts):
     async def _run(self, work) -> None:
         await asyncio.to_thread(self._with_admin, work)
 
-    async def _each(self, statement) -> None:
+    async def _with_cursor(self, statement) -> None:
         """statement(cursor) on an admin connection."""
         def work(conn):
             with conn.cursor() as cur:
@@ -93,35 +93,35 @@ class MariadbAccounts(Accounts):
         await self._run(lambda conn: users.create_databases(conn, databases))
 
     async def delete_database(self, name: str) -> None:
-        await self._each(lambda cur: _delete_database(cur, name))
+        await self._with_cursor(lambda cur: _delete_database(cur, name))
 
     async def create_users(self, specs: list[UserSpec]) -> None:
         await self._run(lambda conn: users.create_users(conn, specs))
 
     async def delete_user(self, name: str, host: str) -> None:
-        await self._each(lambda cur: cur.execute("DROP USER IF EXISTS %s@%s", (name, host)))
+        await self._with_cursor(lambda cur: cur.execute("DROP USER IF EXISTS %s@%s", (name, host)))
 
     async def rename_user(self, name: str, host: str, new_name: str, new_host: str) -> None:
-        await self._each(lambda cur: _rename(cur, (name, host), (new_name, new_host)))
+        await self._with_cursor(lambda cur: _rename(cur, (name, host), (new_name, new_host)))
 
     async def set_passwords(self, specs: list[UserSpec]) -> None:
         def statement(cur):
             for spec in specs:
                 _set_password(cur, spec)
-        await self._each(statement)
+        await self._with_cursor(statement)
 
     async def grant(self, name: str, host: str, databases: list[str]) -> None:
         def statement(cur):
             for database in databases:
                 users.grant(cur, (name, host), database)
-        await self._each(statement)
+        await self._with_cursor(statement)
 
     async def revoke(self, name: str, host: str, database: str) -> None:
-        await self._each(lambda cur: _revoke(cur, (name, host), database))
+        await self._with_cursor(lambda cur: _revoke(cur, (name, host), database))
 
     async def enable_root(self, password: str) -> str:
         await self._run(lambda conn: _enable_root(conn, password))
         return ROOT[0]
 
     async def disable_root(self) -> None:
-        await self._each(_disable_root)
+        await self._with_cursor(_disable_root)
