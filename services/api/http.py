@@ -14,6 +14,7 @@ from plumbing.logs import log
 from plumbing.outbox import Store
 
 from . import auth, openapi
+from .accounts import Accounts
 from .configurations import Configurations
 from .datastores import Datastores
 from .faults import Fault, not_found
@@ -99,8 +100,8 @@ async def versions(request):
 def route_groups(store: Store) -> list:
     """Every route group; the instance routes get the actions and update keys the
     others contribute."""
-    groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Configurations(store),
-              Resize(store), Upgrade(store)]
+    groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
+              Configurations(store), Resize(store), Upgrade(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

@@ -16,7 +16,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.logs import log
 
-from . import datastores, flavors, groups, naming, operations, policy, quotas, validation, views
+from . import accounts_view, datastores, flavors, groups, naming, operations, policy, quotas, validation, views
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate, paged, read_json
@@ -166,6 +166,8 @@ class Instances:
                 await uow.conn.execute(pending_credentials.insert().values(
                     instance_id=instance_id, box=request.app["vault"].lock(
                         {u["name"]: u["password"] for u in users})))
+            requested_users = [{k: u[k] for k in ("name", "host", "databases")} for u in users]
+            await accounts_view.remember_requested(uow.conn, instance_id, dbs, requested_users)
             await uow.emit(T.INSTANCE_REQUESTS, Event(
                 "coffer.instance.create_requested.v1", instance_id, source=SOURCE, project=request["project"],
                 data={"instance_id": instance_id, "project_id": request["project"], "name": name,
@@ -173,7 +175,7 @@ class Instances:
                                  "disk_gb": flavor.disk_gb},
                       "volume_gb": volume_gb, "datastore": ds.name, "datastore_version": version.name,
                       "availability_zone": spec.get("availability_zone"), "databases": dbs,
-                      "users": [{k: u[k] for k in ("name", "host", "databases")} for u in users],
+                      "users": requested_users,
                       "configuration": group.values if group else "{}"}))
             row = (await uow.conn.execute(select(instances).where(instances.c.id == instance_id))).one()
         log(logger, logging.INFO, "instance requested", instance_id=instance_id, project=request["project"])

@@ -1,4 +1,5 @@
-"""What each datastore accepts as database and user names (data, per datastore)."""
+"""What each datastore accepts as database and user names, and whether it has
+databases and host-restricted users at all (data, per datastore)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ class NamingRules:
     reserved_databases: frozenset[str]
     reserved_users: frozenset[str]
     has_databases: bool = True
+    has_hosts: bool = False  # accounts are user@host (MySQL); elsewhere the host is always "%"
 
 
 _MYSQL = NamingRules(64, 32, frozenset({"mysql", "information_schema", "performance_schema", "sys"}),
-                     frozenset({"root", "os_admin", "mysql.sys", "mariadb.sys"}))
+                     frozenset({"root", "os_admin", "mysql.sys", "mariadb.sys"}), has_hosts=True)
 
 RULES = {
     "postgresql": NamingRules(63, 63, frozenset({"postgres", "template0", "template1"}),
@@ -29,3 +31,8 @@ STRICT = NamingRules(63, 32, frozenset(), frozenset({"root", "os_admin"}))
 
 def rules_for(datastore: str) -> NamingRules:
     return RULES.get(datastore, STRICT)
+
+
+def has_accounts(datastore: str) -> bool:
+    """Whether Coffer manages users (and root) on this datastore's instances."""
+    return datastore in RULES

@@ -111,7 +111,7 @@ async def finish(uow, event: Event) -> None:
     inst = (await uow.conn.execute(select(instances).where(instances.c.id == op.instance_id))).first()
     if inst is None or inst.task == "delete":
         return  # deleted meanwhile: the delete wins
-    # the instance's status is the running exclusive action's while one runs: a guest
+    # the instance's status is the running exclusive action's while one runs: a side
     # action ending meanwhile (a database made during a restart) leaves it alone
     owns_status = inst.task == op.action if op.exclusive else inst.task is None
     if owns_status:
@@ -125,8 +125,9 @@ async def finish(uow, event: Event) -> None:
 
 def status_changes(op, inst, event: Event, succeeded: bool) -> dict:
     d = event.data
-    # "" = the action changed nothing about the engine: the status it had before
-    status = d["status"] or op.status_before
+    # "" = the action changed nothing about the engine: the status it had before it, or,
+    # for a side action (databases, users, ...) that never owned the status, the current one
+    status = d["status"] or (op.status_before if op.exclusive else inst.status)
     changes = {"status": status, "task": None, "updated_at": now()}
     if succeeded:
         changes.update(fault_message=None, fault_details=None, fault_at=None)

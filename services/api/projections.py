@@ -11,7 +11,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
-from . import operations
+from . import accounts_view, operations
 from .tables import datastore_versions, datastores, deliveries, instances, pending_credentials
 from .rest import now
 from .vault import Vault
@@ -68,6 +68,7 @@ class Projections:
                         health_at=operations.event_time(event),
                         address=d["address"], host=d["host"], zone=d["zone"], fault_message=None,
                         fault_details=None, fault_at=None)
+        await accounts_view.instance_active(uow.conn, d["instance_id"])
 
     async def failed(self, uow, event):
         d = event.data
@@ -78,11 +79,13 @@ class Projections:
                         fault_message=d["message"], fault_details=d["details"], fault_at=now())
         await uow.conn.execute(delete(pending_credentials).where(
             pending_credentials.c.instance_id == d["instance_id"]))
+        await accounts_view.drop_requested(uow.conn, d["instance_id"])
 
     async def deleted(self, uow, event):
         instance_id = event.data["instance_id"]
         await uow.conn.execute(delete(instances).where(instances.c.id == instance_id))
         await uow.conn.execute(delete(pending_credentials).where(pending_credentials.c.instance_id == instance_id))
+        await accounts_view.forget(uow.conn, instance_id)
 
     async def health(self, uow, event):
         d = event.data

@@ -151,3 +151,42 @@ quotas = Table(
     Column("resource", String(32), primary_key=True),
     Column("hard_limit", Integer, nullable=False),
 )
+
+# Each instance's databases, users (with their grants) and root as Coffer made them:
+# the API lists from here, never from the engine (services/api/accounts_view.py).
+instance_databases = Table(
+    "instance_databases", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("name", String(100), primary_key=True),
+)
+
+instance_users = Table(
+    "instance_users", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("host", String(255), primary_key=True),  # "%" where the datastore has no hosts
+)
+
+user_grants = Table(
+    "user_grants", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("user_name", String(100), primary_key=True),
+    Column("user_host", String(255), primary_key=True),
+    Column("database", String(100), primary_key=True),
+)
+
+instance_root = Table(
+    "instance_root", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+)
+
+# The databases and users of a create request (JSON, no passwords) until the
+# instance is ACTIVE: only then do they exist.
+requested_accounts = Table(
+    "requested_accounts", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("databases", Text, nullable=False),
+    Column("users", Text, nullable=False),
+)

@@ -7,6 +7,9 @@ from .faults import bad_request
 from .naming import NamingRules
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]*$")
+# a MySQL account's host: a name, an address, a netmask, with % and _ wildcards
+HOST_RE = re.compile(r"^[A-Za-z0-9.%_:/-]{1,255}$")
+CHARSET_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # character set and collation names
 
 
 def body_object(body, key: str) -> dict:
@@ -64,8 +67,35 @@ def databases(value, rules: NamingRules, datastore: str) -> list[dict]:
         if name in seen:
             raise bad_request(f"Database name {name!r} is given more than once.")
         seen.add(name)
-        out.append({"name": name, "character_set": db.get("character_set"), "collate": db.get("collate")})
+        for key in ("character_set", "collate"):
+            if db.get(key) and not (isinstance(db[key], str) and CHARSET_RE.match(db[key])):
+                raise bad_request(f"Database {name!r}: {key} {db[key]!r} is not a valid name.")
+        out.append({"name": name, "character_set": db.get("character_set") or None,
+                    "collate": db.get("collate") or None})
     return out
+
+
+def host(value, rules: NamingRules, name: str) -> str:
+    """A user's host: any valid MySQL host pattern where accounts have hosts, else "%"."""
+    if value in (None, ""):
+        return "%"
+    if not rules.has_hosts:
+        if value != "%":
+            raise bad_request(f"User {name!r}: this datastore cannot restrict a user to host {value!r}; "
+                              "leave the host out (or give \"%\").")
+        return value
+    if not isinstance(value, str) or not HOST_RE.match(value):
+        raise bad_request(f"User {name!r}: host {value!r} is not valid: use a host name, an address or "
+                          "a pattern with % and _.")
+    return value
+
+
+def password(value, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise bad_request(f"User {name!r} needs a password.")
+    if len(value) > 128 or any(not c.isprintable() for c in value):
+        raise bad_request(f"The password of user {name!r} must be at most 128 printable characters.")
+    return value
 
 
 def users(value, database_names: set[str], rules: NamingRules) -> list[dict]:
@@ -78,12 +108,11 @@ def users(value, database_names: set[str], rules: NamingRules) -> list[dict]:
         if not isinstance(user, dict):
             raise bad_request("Validation error: each user must be an object with a name and a password.")
         name = identifier("User", user.get("name"), rules.user_max, rules.reserved_users)
-        password = user.get("password")
-        if not isinstance(password, str) or not password:
-            raise bad_request(f"User {name!r} needs a password.")
-        if name in seen:
-            raise bad_request(f"User name {name!r} is given more than once.")
-        seen.add(name)
+        secret = password(user.get("password"), name)
+        user_host = host(user.get("host"), rules, name)
+        if (name, user_host) in seen:
+            raise bad_request(f"User {name}@{user_host} is given more than once.")
+        seen.add((name, user_host))
         dbs = []
         for db in user.get("databases") or []:
             dbname = db.get("name") if isinstance(db, dict) else None
@@ -91,6 +120,5 @@ def users(value, database_names: set[str], rules: NamingRules) -> list[dict]:
                 raise bad_request(f"User {name!r} is given database {dbname!r}, which is not in the "
                                   "instance's databases.")
             dbs.append(dbname)
-        host = user.get("host") or "%"
-        out.append({"name": name, "password": password, "host": host, "databases": dbs})
+        out.append({"name": name, "password": secret, "host": user_host, "databases": dbs})
     return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from troveclient import exceptions as trove_exc
@@ -70,3 +71,23 @@ def agent_processes(instance_dir: Path) -> list[int]:
             except OSError:
                 pass
     return pids
+
+
+def assert_secrets_nowhere(stack, service_databases: str | None, secrets: list[str], instance_dir: Path) -> None:
+    """None of these passwords is in a service's log, the instance's logs (agent and
+    engine) or, in clear or in an Avro payload, any service's database."""
+    logs = [*(stack.home / "logs").glob("*.log"), *instance_dir.glob("*.log")]
+    assert logs
+    for path in logs:
+        text = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in text, f"a password is in {path}"
+    if service_databases is None:
+        return  # SQLite: the services' files are under the home, covered by nothing else here
+    for service in ("api", "provisioner"):
+        url = service_databases.replace("postgresql+asyncpg", "postgresql").format(service=service)
+        dump = subprocess.run([str(sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"))[-1]), "--data-only",
+                               url], capture_output=True, check=True, timeout=60).stdout
+        for secret in secrets:
+            assert secret.encode() not in dump and secret.encode().hex().encode() not in dump, \
+                f"a password is in the {service} database"

@@ -10,6 +10,7 @@ import pymysql
 from ...manager import DatastoreManager, Metrics, UserSpec
 from ...processes import dir_size, usage
 from . import run, status, users
+from .accounts import MariadbAccounts
 from .bootstrap import bootstrap
 from .configuration import ConfigurationMixin
 from .conf import Paths
@@ -18,7 +19,7 @@ from .engine_user import admin_user, server_version
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(ConfigurationMixin, DatastoreManager):
+class Manager(MariadbAccounts, ConfigurationMixin, DatastoreManager):
     """Serves both `mariadb` and `mysql`: the installed MariaDB server runs them."""
 
     def __init__(self, config):

@@ -29,10 +29,18 @@ def identifier(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def grant_pattern(database: str) -> str:
+    """A database name as GRANT ... ON `db`.* reads it (and mysql.db stores it), where
+    _ and % are wildcards: escaped, so app_db is granted and not also appXdb."""
+    return database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+
+
 def grant_target(database: str) -> str:
-    """A database name in GRANT ... ON `db`.*, where _ and % are wildcards: escaped,
-    so app_db is granted and not also appXdb."""
-    return identifier(database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%"))
+    return identifier(grant_pattern(database))
+
+
+def grant(cur, account: tuple[str, str], database: str) -> None:
+    cur.execute(f"GRANT ALL PRIVILEGES ON {grant_target(database)}.* TO %s@%s", account)
 
 
 def create_databases(conn, databases: list[dict]) -> None:
@@ -56,7 +64,7 @@ def create_users(conn, users: list[UserSpec]) -> None:
             verb = "ALTER" if cur.fetchone() else "CREATE"
             cur.execute(verb + " USER %s@%s IDENTIFIED BY PASSWORD %s", (*account, native_hash(user.password)))
             for database in user.databases:
-                cur.execute(f"GRANT ALL PRIVILEGES ON {grant_target(database)}.* TO %s@%s", account)
+                grant(cur, account, database)
 
 
 def prepare(socket_path: str, admin: str, databases: list[dict], users: list[UserSpec]) -> None:

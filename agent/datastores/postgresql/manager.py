@@ -9,6 +9,7 @@ import psycopg
 from ...manager import DatastoreManager, Metrics, UserSpec
 from ...processes import dir_size, usage
 from . import run, status, users
+from .accounts import PostgresAccounts
 from .bootstrap import bootstrap
 from .configuration import ConfigurationMixin
 from .engine_user import bindir
@@ -17,7 +18,7 @@ from .engine_user import run as run_engine
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(ConfigurationMixin, DatastoreManager):
+class Manager(PostgresAccounts, ConfigurationMixin, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.data = config.directory / "data"

@@ -24,6 +24,8 @@ async def create_databases(conn: psycopg.AsyncConnection, databases: list[dict])
             if db.get("collate"):
                 query += sql.SQL(" LC_COLLATE {}").format(sql.Literal(db["collate"]))
             await conn.execute(query)
+            # only the users it is granted to may connect (PostgreSQL lets everyone by default)
+            await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db["name"])))
 
 
 async def create_users(conn: psycopg.AsyncConnection, socket_dir: str, port: int,
@@ -36,8 +38,13 @@ async def create_users(conn: psycopg.AsyncConnection, socket_dir: str, port: int
         await conn.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
             role, sql.Literal(verifier(user.password))))
         for dbname in user.databases:
-            await conn.execute(sql.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {}")
-                               .format(sql.Identifier(dbname), role))
-            # PostgreSQL 15 no longer lets everyone create in public: grant it
-            async with await connect(socket_dir, port, dbname) as dbconn:
-                await dbconn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(role))
+            await grant_database(conn, socket_dir, port, user.name, dbname)
+
+
+async def grant_database(conn: psycopg.AsyncConnection, socket_dir: str, port: int, user: str, dbname: str) -> None:
+    """All privileges on the database and on its public schema."""
+    role = sql.Identifier(user)
+    await conn.execute(sql.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {}").format(sql.Identifier(dbname), role))
+    # PostgreSQL 15 no longer lets everyone create in public: grant it
+    async with await connect(socket_dir, port, dbname) as dbconn:
+        await dbconn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(role))

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from ...manager import DatastoreManager, Metrics, UserSpec
 from ...processes import dir_size, usage
 from . import run, status, users
+from .accounts import RedisAccounts
 from .bootstrap import bootstrap
 from .configuration import ConfigurationMixin
 from .engine_user import REDIS_SERVER
@@ -21,7 +22,7 @@ from .layout import ADMIN_USER, Layout, admin_password
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(ConfigurationMixin, DatastoreManager):
+class Manager(RedisAccounts, ConfigurationMixin, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.layout = Layout(config.directory)
