@@ -83,6 +83,8 @@ def stack_env(kafka: str, coffer_home: Path, service_databases: str | None) -> d
         # the tests' webhook receivers listen on loopback, and retries should come quickly
         "COFFER_WEBHOOKS_ALLOW_LOOPBACK": "true",
         "COFFER_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+        # tests poll ten times a second: the limiter stays on, far above them (tests/integration/test_rate_limits.py)
+        "COFFER_RATE_LIMIT_PER_MINUTE": "100000",
     }
     if service_databases:
         env["COFFER_DATABASE_URL_TEMPLATE"] = service_databases

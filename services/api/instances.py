@@ -19,7 +19,7 @@ from plumbing.logs import log
 from . import datastores, flavors, naming, operations, policy, quotas, validation, views
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
-from .rest import accepted, base_url, now, paginate, paged, read_json
+from .rest import accepted, base_url, now, paginate_query, paged, read_json
 from .tables import instances, operations as operations_table, pending_credentials
 
 SOURCE = "api"
@@ -33,10 +33,13 @@ PATCH_KEYS = {"name", "configuration", "replica_of", "slave_of", "datastore_vers
 
 
 async def find(conn, request, instance_id: str | None = None):
-    """The caller's instance named in the path; 404 for any other project's."""
+    """The caller's instance named in the path; 404 for any other project's, except
+    to an admin, who reaches any project's instance by id (as in Trove)."""
     instance_id = instance_id or request.match_info["instance"]
-    row = (await conn.execute(select(instances).where(
-        instances.c.id == instance_id, instances.c.project_id == request["project"]))).first()
+    query = select(instances).where(instances.c.id == instance_id)
+    if not policy.is_admin(request):
+        query = query.where(instances.c.project_id == request["project"])
+    row = (await conn.execute(query)).first()
     if row is None:
         raise not_found(f"Instance {instance_id} could not be found.")
     return row
@@ -106,9 +109,8 @@ class Instances:
     async def list(self, request, detail: bool = False):
         policy.authorize(request, "instance:index")
         async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(select(instances).where(
-                instances.c.project_id == request["project"]))).all()
-        page, next_link = paginate(rows, request)
+            page, next_link = await paginate_query(conn, select(instances).where(
+                instances.c.project_id == request["project"]), instances.c.id, request)
         page.sort(key=lambda r: r.created_at, reverse=True)  # Trove: the page newest first
         return paged("instances", [views.instance(r, base_url(request), request["project"], detail)
                                    for r in page], next_link)
@@ -120,7 +122,7 @@ class Instances:
         policy.authorize(request, "instance:show")
         async with self.store.engine.connect() as conn:
             row = await find(conn, request)
-        return web.json_response({"instance": views.instance(row, base_url(request), request["project"], True)})
+        return web.json_response({"instance": views.instance(row, base_url(request), row.project_id, True)})
 
     # -- create and delete ---------------------------------------------------
     async def create(self, request):

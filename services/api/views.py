@@ -62,3 +62,18 @@ def instance(row, base: str, project: str, detail: bool) -> dict:
             doc["fault"] = {"message": row.fault_message, "created": ts(row.fault_at),
                             "details": row.fault_details or ""}
     return doc
+
+
+def mgmt_instance(row, base: str) -> dict:
+    """Trove's mgmt view: the detail view and what an operator needs besides
+    (the project, where it runs, the task)."""
+    doc = instance(row, base, row.project_id, detail=True)
+    addresses = doc.get("addresses", [])
+    doc.update({
+        "tenant_id": row.project_id, "server_id": row.id, "deleted": False, "deleted_at": None,
+        "service_status": row.operating_status or "", "task_description": row.task or "No tasks for the instance.",
+        "server": {"id": row.id, "name": row.name, "status": row.status, "tenant_id": row.project_id,
+                   "host": row.host, "availability_zone": row.zone, "addresses": addresses},
+        "guest_status": {"state_description": (row.operating_status or "").lower()},
+    })
+    return doc
