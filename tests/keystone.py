@@ -155,6 +155,7 @@ class Keystone:
         log = open(self.directory / "gunicorn.log", "ab")
         self.proc = subprocess.Popen(
             [str(venv_bin / "gunicorn"), "--no-control-socket", "--workers", "1", "--threads", "4",
+             "--access-logfile", str(self.directory / "access.log"),
              "--bind", f"127.0.0.1:{self.port}", "--chdir", str(self.directory), "keystone_app:application"],
             env={**QUIET, "OS_KEYSTONE_CONFIG_FILES": str(self.directory / "keystone.conf")},
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -231,6 +232,11 @@ class Keystone:
 
     def catalog(self, token: str) -> list[dict]:
         return self._call("GET", "/auth/catalog", token=token)[1]["catalog"]
+
+    def requests_seen(self, method: str, path_prefix: str) -> int:
+        """How many requests gunicorn's access log shows for `method` on `path_prefix`."""
+        log = (self.directory / "access.log").read_text(errors="replace")
+        return sum(1 for line in log.splitlines() if f'"{method} /v3{path_prefix}' in line)
 
 
 def start_keystone() -> Keystone:

@@ -23,6 +23,7 @@ from .identity import Identity
 logger = logging.getLogger("api")
 CACHE_ENTRIES = 10_000
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+REVOCATION_GRANULARITY_SECONDS = 1.0
 
 
 def _env(name: str, default: str = "") -> str:
@@ -115,13 +116,16 @@ class KeystoneTokens:
             return self._service_token
 
     async def _call(self, method: str, path: str, **kwargs) -> tuple[int, dict, dict]:
-        """A call with the service token; on 401 (expired) one new login and a retry."""
+        """A call with the service token. On 401 (expired or revoked) a new login and
+        a retry; once more a second later if that token is refused too: Keystone
+        records revocations to the second, so a login in the same second as a
+        revocation gets a token that is already revoked."""
+        headers = kwargs.pop("headers", {})
         token = await self._token()
-        for attempt in (1, 2):
-            headers = {"X-Auth-Token": token, **kwargs.pop("headers", {})}
+        for attempt in range(3):
             try:
-                async with self._session.request(method, self.settings.url + path, headers=headers,
-                                                 **kwargs) as response:
+                async with self._session.request(method, self.settings.url + path,
+                                                 headers={**headers, "X-Auth-Token": token}, **kwargs) as response:
                     body = await response.json(content_type=None) if response.status != 204 else {}
                     status, response_headers = response.status, dict(response.headers)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -129,8 +133,8 @@ class KeystoneTokens:
             if status != 401:
                 return status, body or {}, response_headers
             if attempt == 1:
-                token = await self._token(stale=token)
-                kwargs["headers"] = {k: v for k, v in headers.items() if k != "X-Auth-Token"}
+                await asyncio.sleep(REVOCATION_GRANULARITY_SECONDS)
+            token = await self._token(stale=token)
         raise unavailable("Keystone refuses the service user's token")
 
     # -- validating tokens -----------------------------------------------------------------
