@@ -2,7 +2,6 @@
 reference §1 and §2)."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -32,7 +31,7 @@ async def read_json(request: web.Request):
         raise Fault(415, f"Unsupported Content-Type {request.content_type!r}; send application/json.")
     try:
         return await request.json()
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # not JSON, or not even text in the declared charset
         raise bad_request(f"Malformed request body: {exc}")
 
 
