@@ -19,7 +19,7 @@ from plumbing.logs import log
 from . import datastores, flavors, naming, operations, policy, quotas, validation, views
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
-from .rest import accepted, base_url, now, paginate_query, paged, read_json
+from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
 from .tables import instances, operations as operations_table, pending_credentials
 
 SOURCE = "api"
@@ -108,7 +108,7 @@ class Instances:
     # -- reading -----------------------------------------------------------
     async def list(self, request, detail: bool = False):
         policy.authorize(request, "instance:index")
-        async with self.store.engine.connect() as conn:
+        async with reading(self.store) as conn:
             page, next_link = await paginate_query(conn, select(instances).where(
                 instances.c.project_id == request["project"]), instances.c.id, request)
         page.sort(key=lambda r: r.created_at, reverse=True)  # Trove: the page newest first
@@ -120,7 +120,7 @@ class Instances:
 
     async def show(self, request):
         policy.authorize(request, "instance:show")
-        async with self.store.engine.connect() as conn:
+        async with reading(self.store) as conn:
             row = await find(conn, request)
         return web.json_response({"instance": views.instance(row, base_url(request), row.project_id, True)})
 

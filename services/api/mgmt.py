@@ -10,7 +10,7 @@ from . import policy, views
 from .faults import Fault, bad_request
 from .instances import INSTANCE, find
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
-from .rest import accepted, base_url, now, paginate_query, paged, query_bool, read_json
+from .rest import accepted, base_url, now, paginate_query, paged, query_bool, read_json, reading
 from .tables import datastore_versions, datastores, instances, operations
 
 VERSION = param("version", "datastore version id")
@@ -66,13 +66,13 @@ class Mgmt:
             query = query.where(instances.c.project_id == request.query["project_id"])
         if query_bool(request.query.get("deleted")):
             return paged("instances", [], None)  # deleted instances are not kept
-        async with self.store.engine.connect() as conn:
+        async with reading(self.store) as conn:
             page, next_link = await paginate_query(conn, query, instances.c.id, request)
         return paged("instances", [views.mgmt_instance(r, base_url(request)) for r in page], next_link)
 
     async def show_instance(self, request):
         policy.authorize(request, "mgmt:instance:show")
-        async with self.store.engine.connect() as conn:
+        async with reading(self.store) as conn:
             row = await find(conn, request)
         return web.json_response({"instance": views.mgmt_instance(row, base_url(request))})
 
@@ -131,14 +131,14 @@ class Mgmt:
 
     async def list_versions(self, request):
         policy.authorize(request, "mgmt:datastore_version:index")
-        async with self.store.engine.connect() as conn:
+        async with reading(self.store) as conn:
             rows = await self._versions(conn)
         return web.json_response({"versions": [self.version_view(r, base_url(request), request["project"])
                                                for r in rows]})
 
     async def show_version(self, request):
         policy.authorize(request, "mgmt:datastore_version:show")
-        async with self.store.engine.connect() as conn:
+        async with reading(self.store) as conn:
             rows = await self._versions(conn, request.match_info["version"])
         if not rows:
             raise Fault(404, f"Datastore version '{request.match_info['version']}' cannot be found.")

@@ -15,6 +15,12 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def reading(store):
+    """A connection for a read-only request: autocommit, so a read is one round trip
+    to the database instead of BEGIN, the query and ROLLBACK."""
+    return store.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+
+
 def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
