@@ -219,10 +219,45 @@ async def bench(home: Path, url: str, run: str, keystone) -> None:
             print(row(f"GET /instances/{{id}}, {clients:>3} client(s)", api, None)
                   + f"   | overhead p50 {api['p50'] - builtin['p50']:+.2f} ms, p99 {api['p99'] - builtin['p99']:+.2f} ms")
         print(f"Keystone saw {keystone.requests_seen('GET', '/auth/tokens')} token validation(s) in all that")
+        await validation_cost(keystone, url, token, ks_token, f"bench-{run}")
     finally:
         for proc in procs:
             stop(proc)
         stack.stop(stop_instances=False)
+
+
+async def validation_cost(keystone, url: str, builtin_token: str, ks_token: str, project_name: str,
+                          calls: int = 20000) -> None:
+    """Token validation alone, in-process: a warm cache in each mode, and Keystone's
+    answer for tokens the cache has not seen."""
+    from plumbing.db import make_engine
+    from plumbing.outbox import Store
+    from services.api.auth import BuiltinTokens
+    from services.api.keystone import KeystoneSettings, KeystoneTokens
+    from services.api.tables import metadata
+    engine = make_engine(url)
+    builtin = BuiltinTokens(Store(engine, metadata, "api"))
+    ks = KeystoneTokens(KeystoneSettings(url=keystone.url, username="coffer", password="coffer-secret",
+                                         project="service", register=False))
+    await ks.start()
+    try:
+        figures = {}
+        for name, validator, token in (("built-in", builtin, builtin_token), ("keystone", ks, ks_token)):
+            assert await validator.identify(token) is not None  # warm
+            began = time.perf_counter()
+            for _ in range(calls):
+                await validator.identify(token)
+            figures[name] = (time.perf_counter() - began) / calls * 1e6
+        fresh = [keystone.token("bencher", "bench-secret", project_name) for _ in range(20)]
+        began = time.perf_counter()
+        for token in fresh:
+            assert await ks.identify(token) is not None
+        cold = (time.perf_counter() - began) / len(fresh) * 1000
+        print(f"token validation, warm cache: built-in {figures['built-in']:.2f} us, keystone {figures['keystone']:.2f} us"
+              f" per request; a token not yet cached: {cold:.1f} ms (one Keystone round trip)")
+    finally:
+        await ks.close()
+        await engine.dispose()
 
 
 if __name__ == "__main__":
