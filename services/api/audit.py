@@ -25,12 +25,19 @@ async def action_of(request: web.Request) -> str | None:
         return None
     try:
         body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, web.HTTPException):  # not JSON; too large to have been read
         return None
     return next(iter(body), None) if isinstance(body, dict) and body else None
 
 
 async def record(request: web.Request, status: int, request_id: str, route: str) -> None:
+    try:
+        await _record(request, status, request_id, route)
+    except Exception:  # the answer stands; the operator learns the audit record is missing
+        log(logger, logging.ERROR, "audit event not recorded", request_id=request_id, exc_info=True)
+
+
+async def _record(request: web.Request, status: int, request_id: str, route: str) -> None:
     identity = request.get("identity")
     resource_ids = {k: v for k, v in request.match_info.items() if k != "project"}
     data = {
@@ -41,10 +48,6 @@ async def record(request: web.Request, status: int, request_id: str, route: str)
         "status": status, "outcome": "success" if status < 400 else "failure",
         "requested_at": request["received_at"].isoformat(),
     }
-    subject = data["project_id"] or "anonymous"
-    try:
-        async with request.app["store"].uow() as uow:
-            await uow.emit(T.AUDIT_EVENTS, Event("coffer.audit.request.v1", subject, data, source=SOURCE,
-                                                 project=data["project_id"]))
-    except Exception:  # the answer stands; the operator learns the audit record is missing
-        log(logger, logging.ERROR, "audit event not recorded", request_id=request_id, exc_info=True)
+    async with request.app["store"].uow() as uow:
+        await uow.emit(T.AUDIT_EVENTS, Event("coffer.audit.request.v1", data["project_id"] or "anonymous", data,
+                                             source=SOURCE, project=data["project_id"]))

@@ -16,7 +16,7 @@ from plumbing.outbox import Store
 
 from . import audit, identity, openapi, policy, ratelimit
 from .datastores import Datastores
-from .faults import Fault, not_found, rate_limited
+from .faults import FAULT_NAMES, Fault, not_found, rate_limited
 from .flavors import Flavors
 from .instances import Instances
 from .mgmt import Mgmt
@@ -51,6 +51,8 @@ async def faults_middleware(request: web.Request, handler):
             response = not_found()
         except web.HTTPMethodNotAllowed:
             response = not_found()  # Trove has no 405
+        except web.HTTPException as exc:  # aiohttp's own refusals (a body too large, ...) in Trove's shape
+            response = Fault(exc.status, exc.reason) if exc.status in FAULT_NAMES else exc
         except Exception:
             log(logger, logging.ERROR, "unhandled error", request_id=request_id, path=request.path,
                 exc_info=True)

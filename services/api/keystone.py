@@ -139,6 +139,8 @@ class KeystoneTokens:
 
     # -- validating tokens -----------------------------------------------------------------
     async def identify(self, token: str) -> Identity | None:
+        if not token.isascii() or not token.isprintable():
+            return None  # no Keystone token looks like that, and it could not travel in a header
         cached = self._cache.get(token)
         if cached is not None and cached[1] > time.time():
             return cached[0]

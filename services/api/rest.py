@@ -87,20 +87,6 @@ async def paginate_query(conn, query, column, request: web.Request):
     return page, (next_link(request, getattr(page[-1], column.key)) if more else None)
 
 
-def paginate_offset(rows: list, request: web.Request):
-    """Trove's backup pagination: `marker` is an integer offset into rows already
-    ordered (newest first)."""
-    limit = page_limit(request)
-    try:
-        offset = int(request.query.get("marker") or 0)
-    except ValueError:
-        raise bad_request("marker must be a whole number (an offset) for this collection.")
-    if offset < 0:
-        raise bad_request("marker must not be negative.")
-    page = rows[offset:offset + limit]
-    return page, (next_link(request, offset + limit) if len(rows) > offset + limit else None)
-
-
 def paged(key: str, items: list, next_link) -> web.Response:
     doc = {key: items}
     if next_link:

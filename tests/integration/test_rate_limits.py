@@ -1,36 +1,18 @@
 """Rate limits per project: an API built with a low limit (the test stack's is far
-above what tests send), served by aiohttp over a real socket, with its own SQLite
-database. Past the limit: Trove's 413 overLimit body with details and retryAfter,
-and a Retry-After header; other projects and other verbs are not affected."""
+above what tests send), served in-process (tests/integration/conftest.py). Past
+the limit: Trove's 413 overLimit body with details and retryAfter, and a
+Retry-After header; other projects and other verbs are not affected."""
 from __future__ import annotations
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
-from opentelemetry import trace
 
-from plumbing.db import create_schema, make_engine
-from plumbing.outbox import Store
 from services.api import ratelimit
-from services.api.auth import create_token
-from services.api.http import build_app
-from services.api.tables import metadata
 
 
 @pytest.fixture
-async def api(tmp_path):
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
-    await create_schema(engine, metadata)
-    async with engine.begin() as conn:
-        tokens = {p: await create_token(conn, p, "member") for p in ("limited", "other")}
-    app = build_app(Store(engine, metadata, "api"), trace.get_tracer("test"),
-                    rate_limiter=ratelimit.RateLimiter(ratelimit.default_limits(3)))
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession(str(server.make_url(""))) as session:
-        yield session, tokens
-    await server.close()
-    await engine.dispose()
+async def api(inprocess_api):
+    async with inprocess_api(ratelimit.RateLimiter(ratelimit.default_limits(3))) as served:
+        yield served.session, {p: await served.token(p) for p in ("limited", "other")}
 
 
 async def test_past_the_limit_a_project_gets_413_with_retry_after(api):
