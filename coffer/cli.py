@@ -2,6 +2,7 @@
 
   coffer run                                         the whole embedded stack, in the foreground
   coffer token create --project P --role R           a built-in token (printed on the last line)
+  coffer policy defaults                             the API's default policy, as a COFFER_POLICY_FILE to edit
   coffer event-types list                            the public event types and their schemas
   coffer subscription create|list|show|update|delete|deliveries
                                                      webhook subscriptions (RDS-style event subscriptions)
@@ -96,6 +97,12 @@ coffer: ready in {time.monotonic() - started:.1f} s — API {stack.api_url}, log
         print("coffer: stopped", flush=True)
 
 
+def policy_defaults(_args) -> int:
+    from services.api.policy import defaults_document
+    print(json.dumps(defaults_document(), indent=2))
+    return 0
+
+
 def event_types_list(args) -> int:
     from .client import from_args, table
     doc = from_args(args).call("GET", "/event-types")
@@ -159,6 +166,11 @@ def main(argv=None) -> int:
     p_create.add_argument("--project", required=True)
     p_create.add_argument("--role", required=True, choices=["admin", "member", "reader"])
     p_create.set_defaults(func=token_create)
+
+    p_policy = sub.add_parser("policy", help="the API's policy rules")
+    policy_sub = p_policy.add_subparsers(dest="policy_command", required=True)
+    policy_sub.add_parser("defaults", help="print the default rules as a JSON policy file to start from").set_defaults(
+        func=policy_defaults)
 
     p_types = sub.add_parser("event-types", help="public event types")
     types_sub = p_types.add_subparsers(dest="types_command", required=True)

@@ -36,6 +36,8 @@ PUBLIC_EVENT_TYPES = [
                     "The monitor's view of the instance's health changed."),
     PublicEventType("coffer.telemetry.heartbeat.v1", T.TELEMETRY, "telemetry",
                     "The agent's heartbeat with the instance's metrics, every second."),
+    PublicEventType("coffer.audit.request.v1", T.AUDIT_EVENTS, "audit",
+                    "A mutating API request (who, what, when) and its outcome; keyed by project."),
 ]
 BY_TYPE = {e.type: e for e in PUBLIC_EVENT_TYPES}
 # health events name their own: availability, failover, replication, storage

@@ -4,6 +4,7 @@ INSTANCE_EVENTS = "coffer.instance.events"      # public: instance lifecycle
 BACKUP_EVENTS = "coffer.backup.events"          # public
 HEALTH_EVENTS = "coffer.health.events"          # public: monitor's health changes
 TELEMETRY = "coffer.telemetry"                  # public: agent heartbeats
+AUDIT_EVENTS = "coffer.audit.events"            # public: one record per mutating API request
 
 INSTANCE_REQUESTS = "coffer.instance.requests"  # api -> provisioner, scheduler
 PLACEMENT_EVENTS = "coffer.placement.events"    # scheduler -> provisioner
@@ -14,6 +15,6 @@ SUBSCRIPTION_EVENTS = "coffer.subscription.events"  # api <-> notifier: webhooks
 DEAD_LETTER = "coffer.deadletter"               # records no consumer could handle
 
 ALL = [
-    INSTANCE_EVENTS, BACKUP_EVENTS, HEALTH_EVENTS, TELEMETRY, INSTANCE_REQUESTS,
+    INSTANCE_EVENTS, BACKUP_EVENTS, HEALTH_EVENTS, TELEMETRY, AUDIT_EVENTS, INSTANCE_REQUESTS,
     PLACEMENT_EVENTS, DATASTORE_EVENTS, AGENT_COMMANDS, AGENT_EVENTS, SUBSCRIPTION_EVENTS, DEAD_LETTER,
 ]

@@ -86,6 +86,8 @@ def stack_env(kafka: str, coffer_home: Path, service_databases: str | None) -> d
         "COFFER_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
         # a flavor bigger than any host of the default inventory: a resize to it finds no valid host
         "COFFER_FLAVORS": f"{HUGE_FLAVOR}:ds64G:65536:8:80",
+        # tests poll ten times a second: the limiter stays on, far above them (tests/integration/test_rate_limits.py)
+        "COFFER_RATE_LIMIT_PER_MINUTE": "100000",
     }
     if service_databases:
         env["COFFER_DATABASE_URL_TEMPLATE"] = service_databases
@@ -110,6 +112,56 @@ def stack(kafka, coffer_home, service_databases):
     running.wait_ready(running.admin_token, running.project)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def keystone():
+    """A real Keystone (tests/keystone.py), with one project of Coffer users."""
+    from tests.keystone import start_keystone
+    running = start_keystone()
+    service = running.project("service")
+    running.user("coffer", "coffer-service-secret", service, ["service", "admin"])
+    running.tenant = running.project(f"coffer-{RUN_ID}")
+    for role in ("admin", "member", "reader"):
+        running.user(f"{role}-{RUN_ID}", f"{role}-secret", running.tenant, [role])
+    yield running
+    running.stop()
+    shutil.rmtree(running.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def keystone_api(stack, keystone):
+    """A second API process of the same stack, in Keystone mode (as a second API
+    replica would run: same database, same consumer group); its URL."""
+    import subprocess
+    import sys
+
+    import requests
+
+    from plumbing.lifetime import die_with_parent
+    port = broker.free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**stack.env(), "COFFER_API_PORT": str(port), "COFFER_AUTH": "keystone", "COFFER_KEYSTONE_URL": keystone.url,
+           "COFFER_KEYSTONE_USERNAME": "coffer", "COFFER_KEYSTONE_PASSWORD": "coffer-service-secret",
+           "COFFER_KEYSTONE_PROJECT": "service", "COFFER_API_PUBLIC_URL": url}
+    log = open(stack.home / "logs" / "api-keystone.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "services.api"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+
+    def answers():
+        assert proc.poll() is None, f"the Keystone-mode API exited; see {log.name}"
+        try:
+            return requests.get(f"{url}/v1.0/x/flavors", timeout=2).status_code == 401
+        except requests.ConnectionError:
+            return False
+    wait_for(answers, 60, what="the Keystone-mode API")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def trove(stack, token: str | None = None, project: str | None = None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import datetime, timezone
 
 from aiohttp import web
 from opentelemetry import trace
@@ -13,13 +14,14 @@ from plumbing import metrics, tracing
 from plumbing.logs import log
 from plumbing.outbox import Store
 
-from . import auth, openapi
+from . import audit, identity, openapi, policy, ratelimit
 from .accounts import Accounts
 from .configurations import Configurations
 from .datastores import Datastores
-from .faults import Fault, not_found
+from .faults import FAULT_NAMES, Fault, not_found, rate_limited
 from .flavors import Flavors
 from .instances import Instances
+from .mgmt import Mgmt
 from .quotas import Quotas
 from .resize import Resize
 from .rest import base_url
@@ -32,6 +34,7 @@ logger = logging.getLogger("api")
 
 @web.middleware
 async def faults_middleware(request: web.Request, handler):
+    request["received_at"] = datetime.now(timezone.utc)
     request_id = f"req-{uuid.uuid4()}"
     tracer = request.app["tracer"]
     resource = request.match_info.route.resource
@@ -52,6 +55,8 @@ async def faults_middleware(request: web.Request, handler):
             response = not_found()
         except web.HTTPMethodNotAllowed:
             response = not_found()  # Trove has no 405
+        except web.HTTPException as exc:  # aiohttp's own refusals (a body too large, ...) in Trove's shape
+            response = Fault(exc.status, exc.reason) if exc.status in FAULT_NAMES else exc
         except Exception:
             log(logger, logging.ERROR, "unhandled error", request_id=request_id, path=request.path,
                 exc_info=True)
@@ -64,6 +69,8 @@ async def faults_middleware(request: web.Request, handler):
         metrics.http_server_duration.record(time.perf_counter() - started, {
             "http.request.method": request.method, "http.route": route or "unmatched",
             "http.response.status_code": response.status})
+        if request.method in audit.MUTATING and request.app["store"] is not None:
+            await audit.record(request, response.status, request_id, route)
         if isinstance(response, web.HTTPException):
             raise response
         return response
@@ -71,23 +78,27 @@ async def faults_middleware(request: web.Request, handler):
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
+    """Every /v1.0/{project} request: a valid token (401), for the project in the
+    URL (403, as Trove), a role that may read (GET) or write (anything else),
+    within the project's rate limits (413 with Retry-After)."""
     project = request.match_info.get("project")
     if project is None:
         return await handler(request)
     token = request.headers.get("X-Auth-Token")
     if not token:
         raise Fault(401, "Authentication required: send a token in X-Auth-Token.")
-    cache = request.app["token_cache"]
-    identity = cache.get(token)
-    if identity is None:
-        async with request.app["store"].engine.connect() as conn:
-            row = await auth.lookup(conn, token)
-        if row is None:
-            raise Fault(401, "The token is not valid.")
-        identity = cache[token] = (row.project_id, row.role)
-    if identity[0] != project:
-        raise Fault(403, f"User with tenant id {identity[0]} cannot access this resource.")
-    request["project"], request["role"] = identity
+    caller = await request.app["tokens"].identify(token)
+    if caller is None:
+        raise Fault(401, "The token is not valid.")
+    request["identity"] = caller
+    if caller.project != project:
+        raise Fault(403, f"User with tenant id {caller.project} cannot access this resource.")
+    request["project"], request["role"] = caller.project, caller.role
+    policy.authorize(request, "api:read" if request.method in ("GET", "HEAD") else "api:write")
+    delay = request.app["rate_limiter"].check(project, request.method,
+                                              request.path[len(f"/v1.0/{project}"):])
+    if delay is not None:
+        raise rate_limited(delay[0], delay[1].details)
     return await handler(request)
 
 
@@ -106,13 +117,25 @@ def route_groups(store: Store) -> list:
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())
         updates.update(getattr(group, "instance_updates", lambda: {})())
-    return [Instances(store, actions, updates), *groups]
+    instances = Instances(store, actions, updates)
+    return [instances, *groups, Mgmt(store, instances.actions)]
 
 
-def build_app(store: Store, tracer) -> web.Application:
+def build_app(store: Store, tracer, tokens: identity.TokenValidator | None = None,
+              rate_limiter: ratelimit.RateLimiter | None = None) -> web.Application:
+    """The application; token validation and rate limits as configured unless given."""
     app = web.Application(middlewares=[faults_middleware, auth_middleware], client_max_size=1024 ** 2)
-    app["store"], app["tracer"], app["token_cache"] = store, tracer, {}
+    app["store"], app["tracer"] = store, tracer
+    app["tokens"] = tokens or identity.validator(store)
+    app["rate_limiter"] = rate_limiter or ratelimit.from_env()
     app["vault"] = Vault()
+    policy.rules()  # a broken policy file stops the start, not a request
+
+    async def tokens_lifecycle(app):
+        await app["tokens"].start()
+        yield
+        await app["tokens"].close()
+    app.cleanup_ctx.append(tokens_lifecycle)
     groups = route_groups(store)
     document = openapi.document(groups)
 

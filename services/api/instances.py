@@ -19,7 +19,7 @@ from plumbing.logs import log
 from . import accounts_view, datastores, flavors, groups, naming, operations, policy, quotas, validation, views
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
-from .rest import accepted, base_url, now, paginate, paged, read_json
+from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
 from .tables import instances, operations as operations_table, pending_credentials
 
 SOURCE = "api"
@@ -33,10 +33,13 @@ PATCH_KEYS = {"name", "configuration", "replica_of", "slave_of", "datastore_vers
 
 
 async def find(conn, request, instance_id: str | None = None):
-    """The caller's instance named in the path; 404 for any other project's."""
+    """The caller's instance named in the path; 404 for any other project's, except
+    to an admin, who reaches any project's instance by id (as in Trove)."""
     instance_id = instance_id or request.match_info["instance"]
-    row = (await conn.execute(select(instances).where(
-        instances.c.id == instance_id, instances.c.project_id == request["project"]))).first()
+    query = select(instances).where(instances.c.id == instance_id)
+    if not policy.is_admin(request):
+        query = query.where(instances.c.project_id == request["project"])
+    row = (await conn.execute(query)).first()
     if row is None:
         raise not_found(f"Instance {instance_id} could not be found.")
     return row
@@ -108,10 +111,9 @@ class Instances:
     # -- reading -----------------------------------------------------------
     async def list(self, request, detail: bool = False):
         policy.authorize(request, "instance:index")
-        async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(select(instances).where(
-                instances.c.project_id == request["project"]))).all()
-            page, next_link = paginate(rows, request)
+        async with reading(self.store) as conn:
+            page, next_link = await paginate_query(conn, select(instances).where(
+                instances.c.project_id == request["project"]), instances.c.id, request)
             group_names = await groups.names(conn, [r.configuration_id for r in page]) if detail else {}
         page.sort(key=lambda r: r.created_at, reverse=True)  # Trove: the page newest first
         return paged("instances", [views.instance(r, base_url(request), request["project"], detail, group_names)
@@ -122,10 +124,10 @@ class Instances:
 
     async def show(self, request):
         policy.authorize(request, "instance:show")
-        async with self.store.engine.connect() as conn:
+        async with reading(self.store) as conn:
             row = await find(conn, request)
             group_names = await groups.names(conn, [row.configuration_id])
-        return web.json_response({"instance": views.instance(row, base_url(request), request["project"], True,
+        return web.json_response({"instance": views.instance(row, base_url(request), row.project_id, True,
                                                              group_names)})
 
     # -- create and delete ---------------------------------------------------

@@ -49,7 +49,8 @@ PAGE = [query("limit", "page size (at most 20)", {"type": "integer", "minimum": 
         query("marker", "the last item of the previous page")]
 FAULT = {"description": "a Trove fault body: {\"<faultName>\": {\"code\": N, \"message\": \"...\"}}",
          "content": {"application/json": {"schema": ref("Fault")}}}
-ERRORS = {str(code): FAULT for code in (400, 401, 403, 404, 413, 415, 422, 501)}
+# 413 is also the rate limit (with Retry-After); 503: Keystone mode with Keystone unreachable
+ERRORS = {str(code): FAULT for code in (400, 401, 403, 404, 409, 413, 415, 422, 501, 503)}
 
 SCHEMAS = {
     "Fault": {"type": "object", "additionalProperties": obj(

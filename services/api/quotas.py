@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import delete, func, select
 
+from . import policy
 from .faults import Fault, bad_request, not_found
 from .openapi import INT, STR, V, obj, op, param
 from .rest import read_json
@@ -40,8 +41,10 @@ TARGET = param("target", "the project whose quotas are meant")
 
 class Quotas:
     PATHS = {
-        f"{V}/limits": {"get": op("absolute limits of the project", 200, obj({"limits": {"type": "array", "items": obj({
-            "verb": STR, "max_instances": INT, "max_ram": INT, "max_volumes": INT, "max_backups": INT})}}))},
+        f"{V}/limits": {"get": op("the project's absolute limits, then its rate limits", 200, obj({"limits": {
+            "type": "array", "items": obj({
+                "verb": STR, "max_instances": INT, "max_ram": INT, "max_volumes": INT, "max_backups": INT,
+                "uri": STR, "regex": STR, "value": INT, "remaining": INT, "unit": STR, "nextAvailable": STR})}}))},
         f"{V}/mgmt/quotas/{{target}}": {
             "get": op("a project's quota usage (its own, or any for an admin)", 200, obj({"quotas": {
                 "type": "array", "items": obj({"resource": STR, "in_use": INT, "reserved": INT, "limit": INT})}}),
@@ -56,15 +59,18 @@ class Quotas:
         self.store = store
 
     async def limits(self, request):
+        policy.authorize(request, "limits:index")
         async with self.store.engine.connect() as conn:
             limits = await limits_of(conn, request["project"])
         return web.json_response({"limits": [{
             "verb": "ABSOLUTE", "max_instances": limits["instances"], "max_ram": limits["ram"],
-            "max_volumes": limits["volumes"], "max_backups": limits["backups"]}]})
+            "max_volumes": limits["volumes"], "max_backups": limits["backups"]},
+            *request.app["rate_limiter"].status(request["project"])]})
 
     async def show(self, request):
+        policy.authorize(request, "quota:show")
         target = request.match_info["target"]
-        if request["role"] != "admin" and target != request["project"]:
+        if not policy.is_admin(request) and target != request["project"]:
             raise Fault(403, f"User with tenant id {request['project']} cannot access this resource.")
         async with self.store.engine.connect() as conn:
             limits, used = await limits_of(conn, target), await usage_of(conn, target)
@@ -72,8 +78,7 @@ class Quotas:
             {"resource": r, "in_use": used[r], "reserved": 0, "limit": limits[r]} for r in DEFAULTS]})
 
     async def update(self, request):
-        if request["role"] != "admin":
-            raise Fault(401, "User does not have admin privileges.")  # Trove's mgmt answer
+        policy.authorize(request, "mgmt:quota:update")
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("quotas"), dict):
             raise bad_request("The request body needs an object 'quotas'.")

@@ -70,6 +70,21 @@ def instance(row, base: str, project: str, detail: bool, group_names: dict[str, 
     return doc
 
 
+def mgmt_instance(row, base: str) -> dict:
+    """Trove's mgmt view: the detail view and what an operator needs besides
+    (the project, where it runs, the task)."""
+    doc = instance(row, base, row.project_id, detail=True)
+    addresses = doc.get("addresses", [])
+    doc.update({
+        "tenant_id": row.project_id, "server_id": row.id, "deleted": False, "deleted_at": None,
+        "service_status": row.operating_status or "", "task_description": row.task or "No tasks for the instance.",
+        "server": {"id": row.id, "name": row.name, "status": row.status, "tenant_id": row.project_id,
+                   "host": row.host, "availability_zone": row.zone, "addresses": addresses},
+        "guest_status": {"state_description": (row.operating_status or "").lower()},
+    })
+    return doc
+
+
 def configuration(row, version, datastore_name: str, detail: bool = False, instance_count: int = 0) -> dict:
     doc = {"id": row.id, "name": row.name, "description": row.description, "created": ts(row.created_at),
            "updated": ts(row.updated_at), "datastore_version_id": version.id, "datastore_name": datastore_name,

@@ -111,6 +111,15 @@ def test_redis_has_no_databases_and_mysql_names_follow_mysql_rules(api):
     assert instance_count(api) == before
 
 
+def test_a_body_past_the_size_limit_is_413_in_trove_shape(api):
+    before = instance_count(api)
+    fault(api("POST", "/instances", data=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"}),
+          "overLimit", 413)
+    fault(api("POST", "/instances", data="\udcff".encode("utf-8", "surrogatepass"),
+              headers={"Content-Type": "application/json"}), "badRequest", 400)
+    assert instance_count(api) == before
+
+
 # -- configuration groups, resize, upgrade ---------------------------------------------------
 
 def group_body(**overrides) -> dict:

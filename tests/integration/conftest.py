@@ -1,0 +1,50 @@
+"""An API application served in the test process over a real socket, with its own
+SQLite database and no bus: for what needs no other service (pagination, rate
+limits)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from opentelemetry import trace
+
+from plumbing.db import create_schema, make_engine
+from plumbing.outbox import Store
+from services.api import ratelimit
+from services.api.auth import create_token
+from services.api.http import build_app
+from services.api.tables import metadata
+
+
+@dataclass
+class InProcessApi:
+    session: aiohttp.ClientSession
+    store: Store
+
+    async def token(self, project: str, role: str = "member") -> str:
+        async with self.store.engine.begin() as conn:
+            return await create_token(conn, project, role)
+
+
+@pytest.fixture
+def inprocess_api(tmp_path):
+    """A factory: `async with inprocess_api(limiter) as api` (limiter: None for none)."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def serve(limiter: ratelimit.RateLimiter | None = None):
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
+        await create_schema(engine, metadata)
+        store = Store(engine, metadata, "api")
+        app = build_app(store, trace.get_tracer("test"), rate_limiter=limiter or ratelimit.RateLimiter([]))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession(str(server.make_url(""))) as session:
+                yield InProcessApi(session, store)
+        finally:
+            await server.close()
+            await engine.dispose()
+    return serve
