@@ -1,0 +1,192 @@
+"""The backup service's handlers: a request becomes a backup BUILDING on the
+instance's agent (which streams the bytes to the object store), the agent's result
+makes it COMPLETED or FAILED; a delete removes a backup and its incremental children.
+Every status change is a public coffer.backup.status_changed.v1 event, written in
+the same transaction as the change (outbox)."""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+
+from plumbing import backupkeys, sealing
+from plumbing import topics as T
+from plumbing.envelope import Event, utcnow
+from plumbing.logs import log
+from plumbing.objectstore import ObjectStore
+from plumbing.outbox import Store, UnitOfWork
+
+from .tables import agent_keys, backupable, backups
+
+SOURCE = "backup"
+logger = logging.getLogger("backup")
+# a backup the agent has not reported on within this long FAILS: it never stays BUILDING
+DEADLINE_SECONDS = float(os.environ.get("COFFER_BACKUP_DEADLINE_SECONDS", "3600"))
+COMMAND_SUFFIX = ":backup"  # command ids are <backup id>:backup
+STORE_SCHEME = os.environ.get("COFFER_OBJECT_STORE", "local")
+
+
+def container_for(project_id: str) -> str:
+    """One container per project."""
+    return f"coffer-backups-{project_id}"
+
+
+def location(row) -> str:
+    return f"{STORE_SCHEME}://{row.container}/{row.object}"
+
+
+def status_event(cause: Event, row, status: str, message: str = "") -> Event:
+    event = cause.caused("coffer.backup.status_changed.v1", {
+        "backup_id": row.id, "project_id": row.project_id, "instance_id": row.instance_id, "name": row.name,
+        "description": row.description, "parent_id": row.parent_id, "incremental": row.parent_id is not None,
+        "datastore": row.datastore, "datastore_version": row.datastore_version, "status": status,
+        "size_bytes": row.size_bytes if status == "COMPLETED" else 0,
+        "checksum": row.checksum if status == "COMPLETED" else "",
+        "location": location(row) if status == "COMPLETED" else "", "message": message},
+        subject=row.id, source=SOURCE)
+    event.project = row.project_id
+    return event
+
+
+class BackupHandlers:
+    def __init__(self, store: Store, objects: ObjectStore, master_key: bytes):
+        self.store, self.objects, self.master_key = store, objects, master_key
+
+    async def _row(self, uow: UnitOfWork, backup_id: str):
+        return (await uow.conn.execute(select(backups).where(backups.c.id == backup_id))).first()
+
+    async def _set(self, uow: UnitOfWork, cause: Event, backup_id: str, status: str, message: str = "",
+                   **values) -> None:
+        await uow.conn.execute(update(backups).where(backups.c.id == backup_id).values(
+            status=status, message=message, **values))
+        row = await self._row(uow, backup_id)
+        await uow.emit(T.BACKUP_EVENTS, status_event(cause, row, status, message))
+
+    # -- instances and their agents ----------------------------------------------
+    async def instance_event(self, event: Event) -> None:
+        iid = event.data["instance_id"]
+        if event.type == "coffer.instance.failed.v1" and event.data["operation"] != "create":
+            return
+
+        async def apply(uow):
+            await uow.conn.execute(delete(backupable).where(backupable.c.instance_id == iid))
+            if event.type == "coffer.instance.active.v1":
+                await uow.conn.execute(backupable.insert().values(
+                    instance_id=iid, project_id=event.project, address=event.data["address"]))
+        await self.store.handled_once(event, apply)
+
+    async def agent_registered(self, event: Event) -> None:
+        d = event.data
+
+        async def apply(uow):
+            await uow.conn.execute(delete(agent_keys).where(agent_keys.c.instance_id == d["instance_id"]))
+            await uow.conn.execute(agent_keys.insert().values(instance_id=d["instance_id"],
+                                                              public_key=d["public_key"]))
+        await self.store.handled_once(event, apply)
+
+    # -- a backup is asked for ----------------------------------------------------
+    async def requested(self, event: Event) -> None:
+        d = event.data
+
+        async def apply(uow: UnitOfWork):
+            if await self._row(uow, d["backup_id"]) is not None:
+                return
+            parent = await self._row(uow, d["parent_id"]) if d.get("parent_id") else None
+            backup_id = d["backup_id"]
+            data_key = backupkeys.new_data_key()
+            await uow.conn.execute(backups.insert().values(
+                id=backup_id, project_id=d["project_id"], instance_id=d["instance_id"], name=d["name"],
+                description=d.get("description") or "", parent_id=d.get("parent_id"),
+                datastore=d["datastore"], datastore_version=d["datastore_version"], status="NEW", message="",
+                container=container_for(d["project_id"]), object=f"{d['instance_id']}/{backup_id}",
+                wrapped_key=backupkeys.wrap(self.master_key, data_key, backup_id), size_bytes=0, checksum="",
+                engine_meta="{}", created_at=utcnow(), deadline=utcnow() + timedelta(seconds=DEADLINE_SECONDS)))
+            row = await self._row(uow, backup_id)
+            await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "NEW"))
+            refusal = await self._refusal(uow, row, parent)
+            if refusal:
+                await self._set(uow, event, backup_id, "FAILED", refusal)
+                return
+            key = (await uow.conn.execute(select(agent_keys.c.public_key).where(
+                agent_keys.c.instance_id == row.instance_id))).scalar_one()
+            await self._set(uow, event, backup_id, "BUILDING")
+            await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
+                "instance_id": row.instance_id, "command_id": backup_id + COMMAND_SUFFIX, "epoch": 1,
+                "command": "backup", "arguments": json.dumps({
+                    "backup_id": backup_id, "container": row.container, "object": row.object,
+                    "parent": json.loads(parent.engine_meta) if parent else None}),
+                "sealed": sealing.seal(key, {"data_key": base64.b64encode(data_key).decode()})},
+                subject=row.instance_id, source=SOURCE))
+        await self.store.handled_once(event, apply)
+
+    async def _refusal(self, uow: UnitOfWork, row, parent) -> str:
+        """Why the backup cannot start, or ""."""
+        if (await uow.conn.execute(select(backupable).where(backupable.c.instance_id == row.instance_id))).first() \
+                is None:
+            return "The instance is not running, so it cannot be backed up."
+        if (await uow.conn.execute(select(agent_keys).where(agent_keys.c.instance_id == row.instance_id))).first() \
+                is None:
+            return "The instance's agent has not registered yet; try again in a moment."
+        if row.parent_id and (parent is None or parent.status != "COMPLETED"
+                              or parent.instance_id != row.instance_id):
+            return f"The parent backup {row.parent_id} is not a completed backup of this instance."
+        return ""
+
+    # -- the agent's report -------------------------------------------------------
+    async def command_result(self, event: Event) -> None:
+        d = event.data
+        if d["command"] != "backup" or not d["command_id"].endswith(COMMAND_SUFFIX):
+            return
+        backup_id = d["command_id"][:-len(COMMAND_SUFFIX)]
+
+        async def apply(uow: UnitOfWork):
+            row = await self._row(uow, backup_id)
+            if row is None or row.status != "BUILDING":
+                return  # a late report of a backup that already timed out or was deleted
+            if not d["success"]:
+                log(logger, logging.WARNING, "backup failed", backup_id=backup_id, error=d["error"])
+                await self._set(uow, event, backup_id, "FAILED", f"The backup failed: {d['error']}")
+                return
+            output = json.loads(d.get("output") or "{}")
+            await self._set(uow, event, backup_id, "COMPLETED", size_bytes=int(output["size_bytes"]),
+                            checksum=output["sha256"], engine_meta=json.dumps(output.get("meta") or {}))
+        await self.store.handled_once(event, apply)
+
+    # -- deletion -----------------------------------------------------------------
+    async def delete_requested(self, event: Event) -> None:
+        """The backup and every backup built on it, children first: an incremental
+        backup is useless without its parent."""
+        async def apply(uow: UnitOfWork):
+            doomed, frontier = [], [event.data["backup_id"]]
+            while frontier:
+                rows = (await uow.conn.execute(select(backups).where(backups.c.id.in_(frontier)))).all()
+                doomed += rows
+                frontier = [r.id for r in (await uow.conn.execute(select(backups.c.id).where(
+                    backups.c.parent_id.in_([r.id for r in rows])))).all()]
+            for row in reversed(doomed):
+                try:
+                    await self.objects.delete(row.container, row.object)
+                except Exception as exc:  # the user sees DELETE_FAILED and may delete again
+                    log(logger, logging.ERROR, "backup object not deleted", backup_id=row.id, error=repr(exc))
+                    await self._set(uow, event, row.id, "DELETE_FAILED", "The backup's object could not be "
+                                                                         "deleted; delete it again.")
+                    return
+                await uow.conn.execute(delete(backups).where(backups.c.id == row.id))
+                await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "DELETED"))
+        await self.store.handled_once(event, apply)
+
+    # -- deadlines ----------------------------------------------------------------
+    async def expire(self) -> int:
+        async with self.store.uow() as uow:
+            late = (await uow.conn.execute(select(backups).where(
+                backups.c.status.in_(("NEW", "BUILDING")), backups.c.deadline < utcnow()))).all()
+            for row in late:
+                cause = Event("coffer.backup.expired", row.id, {}, source=SOURCE, project=row.project_id)
+                await self._set(uow, cause, row.id, "FAILED",
+                                f"The backup did not finish within {DEADLINE_SECONDS:.0f} s: the instance's "
+                                "agent did not report back.")
+        return len(late)
