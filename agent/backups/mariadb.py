@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 from typing import AsyncIterator
 
-from ..datastores.mariadb.engine_user import admin_user
-from .process import output_of
+from ..datastores.mariadb.engine_user import ENGINE_USER, admin_user
+from .process import feed, output_of, run_tool
 
 MARIADB_BACKUP = "/usr/bin/mariadb-backup"
+MBSTREAM = "/usr/bin/mbstream"
 
 
 def to_lsn(checkpoints: str) -> int:
@@ -38,3 +40,26 @@ async def stream(manager, parent_meta: dict | None, meta: dict) -> AsyncIterator
                     incremental=parent_meta is not None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+async def restore(manager, chain: list[tuple[dict, AsyncIterator[bytes]]], scratch: Path) -> None:
+    """The full backup's xbstream unpacked in `scratch`, each incremental one beside
+    it, then prepared in order (mariadb-backup --prepare, --incremental-dir for each
+    incremental): a data directory the server starts from as it is."""
+    layers = []
+    for index, (_meta, plain) in enumerate(chain):
+        target = scratch if index == 0 else scratch.with_name(f"{scratch.name}.inc{index}")
+        if index:
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(mode=0o700)
+        await feed([MBSTREAM, "-x", "-C", str(target)], plain)
+        layers.append(target)
+    try:
+        await run_tool([MARIADB_BACKUP, "--prepare", f"--target-dir={scratch}"])
+        for incremental in layers[1:]:
+            await run_tool([MARIADB_BACKUP, "--prepare", f"--target-dir={scratch}",
+                            f"--incremental-dir={incremental}"])
+    finally:
+        for incremental in layers[1:]:
+            shutil.rmtree(incremental, ignore_errors=True)
+    await run_tool(["chown", "-R", f"{ENGINE_USER}:{ENGINE_USER}", str(scratch)])

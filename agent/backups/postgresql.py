@@ -3,10 +3,11 @@ the WAL the backup needs fetched into it (-X fetch: streaming WAL cannot go to s
 taken over the replication protocol on the instance's local socket."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import AsyncIterator
 
 from ..datastores.postgresql.engine_user import ENGINE, bindir
-from .process import output_of
+from .process import feed, output_of
 
 
 async def stream(manager, parent_meta: dict | None, meta: dict) -> AsyncIterator[bytes]:
@@ -20,3 +21,13 @@ async def stream(manager, parent_meta: dict | None, meta: dict) -> AsyncIterator
     meta.update(format="pg_basebackup-tar", version=c.version)
     async for chunk in output_of(argv):
         yield chunk
+
+
+async def restore(manager, chain: list[tuple[dict, AsyncIterator[bytes]]], scratch: Path) -> None:
+    """A data directory in `scratch` from the full backup's tar; PostgreSQL finishes it
+    on its first start (backup_label, with the WAL the backup fetched)."""
+    if len(chain) != 1:
+        raise ValueError("a PostgreSQL restore takes one full backup")
+    ENGINE.chown(scratch)
+    [(_meta, plain)] = chain
+    await feed(ENGINE.argv(["tar", "-x", "-f", "-", "-C", str(scratch)]), plain)

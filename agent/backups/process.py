@@ -49,3 +49,37 @@ async def file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         f.close()
+
+
+async def feed(argv: list[str], chunks: AsyncIterator[bytes], cwd: str = "/") -> None:
+    """Pipe `chunks` into `argv`'s stdin; ToolFailed when it exits non-zero. An
+    exception from `chunks` (a frame that fails authentication) kills the tool and
+    propagates: whatever it wrote is void."""
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                cwd=cwd)
+    output = asyncio.create_task(proc.stdout.read())
+    try:
+        async for chunk in chunks:
+            proc.stdin.write(chunk)
+            await proc.stdin.drain()
+        proc.stdin.close()
+        code = await proc.wait()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        output.cancel()
+        raise
+    text = (await output).decode(errors="replace").strip()[-800:]
+    if code != 0:
+        raise ToolFailed(f"{_tool(argv)} exited {code}: {text}")
+
+
+async def run_tool(argv: list[str]) -> None:
+    await feed(argv, _nothing())
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield

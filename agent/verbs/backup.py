@@ -1,13 +1,15 @@
-"""Backup: the datastore's plain stream (agent/backups/), sealed under the backup's
+"""Backup and restore. Backup: the datastore's plain stream (agent/backups/), sealed under the backup's
 data key (it arrives sealed to this agent; it is never written down or reported),
 put in the object store. The result carries the stored size, the plain stream's
 SHA-256 and what a later incremental backup or a restore needs."""
 from __future__ import annotations
 
+import asyncio
 import base64
+import shutil
 
 from plumbing import objectstore
-from plumbing.sealedstream import Sealing
+from plumbing.sealedstream import Sealing, unseal
 
 from .. import backups
 from . import verb
@@ -26,3 +28,36 @@ async def backup(manager, arguments: dict, secrets: dict) -> dict:
         sealing.seal(source.stream(manager, arguments.get("parent"), meta)),
         {"backup-id": arguments["backup_id"], "format": FORMAT})
     return {"size_bytes": stored.size, "plain_bytes": sealing.plain_bytes, "sha256": sealing.sha256, "meta": meta}
+
+
+@verb("restore")
+async def restore(manager, arguments: dict, secrets: dict) -> dict:
+    """Replace the instance's data with a backup chain (full first). Every link is
+    read, authenticated and checksummed into a scratch directory while the engine is
+    stopped; only a chain that verified whole replaces the data and is started. On
+    any failure the engine stays stopped and the old data stays where it was."""
+    chain, keys = arguments["chain"], secrets.get("data_keys") or []
+    if len(keys) != len(chain):
+        raise ValueError(f"{len(chain)} backups to restore but {len(keys)} sealed data keys")
+    source = backups.module_for(manager.config.datastore)
+    store = objectstore.from_environment()
+    data = manager.config.directory / "data"
+    scratch = data.with_name("data.restoring")
+    await asyncio.to_thread(shutil.rmtree, scratch, True)
+    scratch.mkdir(mode=0o700)
+    await manager.stop()
+    try:
+        streams = [(link["meta"], unseal(store.get(link["container"], link["object"]),
+                                         base64.b64decode(key), link["sha256"]))
+                   for link, key in zip(chain, keys)]
+        await source.restore(manager, streams, scratch)
+    except BaseException:
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+        raise
+    old = data.with_name("data.replaced")
+    await asyncio.to_thread(shutil.rmtree, old, True)
+    data.rename(old)
+    scratch.rename(data)
+    await asyncio.to_thread(shutil.rmtree, old, True)
+    await manager.bootstrap()
+    return {"restored": len(chain)}

@@ -13,8 +13,8 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 
 from . import operations, policy, quotas
-from .backups_view import RUNNING
-from .faults import Fault, bad_request, not_found
+from .backups_view import RUNNING, find
+from .faults import Fault, bad_request
 from .instances import INSTANCE, find as find_instance
 from .openapi import LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .projections import NAMESPACE
@@ -48,17 +48,6 @@ def _instance_ref(value) -> str:
     if not isinstance(value, str) or not value.strip():
         raise bad_request("Validation error: backup['instance'] must be an instance id.")
     return value.rstrip("/").rsplit("/", 1)[-1]
-
-
-async def find(conn, request, backup_id: str | None = None):
-    backup_id = backup_id or request.match_info["backup"]
-    query_ = select(backups).where(backups.c.id == backup_id)
-    if not policy.is_admin(request):
-        query_ = query_.where(backups.c.project_id == request["project"])
-    row = (await conn.execute(query_)).first()
-    if row is None:
-        raise not_found(f"Backup {backup_id} could not be found.")
-    return row
 
 
 class Backups:

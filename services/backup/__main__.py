@@ -22,6 +22,7 @@ async def main() -> None:
         "coffer.agent.command_result.v1": handlers.command_result,
         "coffer.backup.requested.v1": handlers.requested,
         "coffer.backup.delete_requested.v1": handlers.delete_requested,
+        "coffer.backup.restore_requested.v1": handlers.restore_requested,
     }
 
     async def handle(event):

@@ -17,16 +17,17 @@ from plumbing import backupkeys, sealing
 from plumbing import topics as T
 from plumbing.envelope import Event, utcnow
 from plumbing.logs import log
-from plumbing.objectstore import ObjectStore
+from plumbing.objectstore import ObjectNotFound, ObjectStore
 from plumbing.outbox import Store, UnitOfWork
 
-from .tables import agent_keys, backupable, backups
+from .tables import agent_keys, backupable, backups, restores
 
 SOURCE = "backup"
 logger = logging.getLogger("backup")
 # a backup the agent has not reported on within this long FAILS: it never stays BUILDING
 DEADLINE_SECONDS = float(os.environ.get("COFFER_BACKUP_DEADLINE_SECONDS", "3600"))
 COMMAND_SUFFIX = ":backup"  # command ids are <backup id>:backup
+RESTORE_SUFFIX = ":restore"  # and <instance id>:restore
 STORE_SCHEME = os.environ.get("COFFER_OBJECT_STORE", "local")
 
 
@@ -139,6 +140,9 @@ class BackupHandlers:
     # -- the agent's report -------------------------------------------------------
     async def command_result(self, event: Event) -> None:
         d = event.data
+        if d["command"] == "restore" and d["command_id"].endswith(RESTORE_SUFFIX):
+            await self.restore_result(event)
+            return
         if d["command"] != "backup" or not d["command_id"].endswith(COMMAND_SUFFIX):
             return
         backup_id = d["command_id"][:-len(COMMAND_SUFFIX)]
@@ -154,6 +158,78 @@ class BackupHandlers:
             output = json.loads(d.get("output") or "{}")
             await self._set(uow, event, backup_id, "COMPLETED", size_bytes=int(output["size_bytes"]),
                             checksum=output["sha256"], engine_meta=json.dumps(output.get("meta") or {}))
+        await self.store.handled_once(event, apply)
+
+    # -- restore into a new instance ----------------------------------------------
+    async def restore_requested(self, event: Event) -> None:
+        d = event.data
+
+        async def apply(uow: UnitOfWork):
+            if (await uow.conn.execute(select(restores).where(restores.c.instance_id == d["instance_id"]))).first():
+                return
+            await uow.conn.execute(restores.insert().values(instance_id=d["instance_id"], project_id=d["project_id"],
+                                                            backup_id=d["backup_id"], status="RESTORING"))
+            chain, problem = await self._chain(uow, d["backup_id"], d["project_id"])
+            if problem:
+                await self._restore_ended(uow, event, d["instance_id"], False, problem)
+                return
+            try:
+                keys = [base64.b64encode(backupkeys.unwrap(self.master_key, b.wrapped_key, b.id)).decode()
+                        for b in chain]
+            except backupkeys.WrappedKeyError as exc:
+                await self._restore_ended(uow, event, d["instance_id"], False, f"{exc}: was the master key changed?")
+                return
+            await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
+                "instance_id": d["instance_id"], "command_id": d["instance_id"] + RESTORE_SUFFIX, "epoch": 1,
+                "command": "restore", "arguments": json.dumps({"chain": [
+                    {"backup_id": b.id, "container": b.container, "object": b.object, "sha256": b.checksum,
+                     "meta": json.loads(b.engine_meta)} for b in chain], "restore_time": d.get("restore_time")}),
+                "sealed": sealing.seal(d["agent_public_key"], {"data_keys": keys})},
+                subject=d["instance_id"], source=SOURCE))
+        await self.store.handled_once(event, apply)
+
+    async def _chain(self, uow: UnitOfWork, backup_id: str, project_id: str) -> tuple[list, str]:
+        """The backup and its ancestors, full first, each COMPLETED with its object
+        present at its recorded size; or why not."""
+        chain, next_id = [], backup_id
+        while next_id:
+            row = await self._row(uow, next_id)
+            if row is None or row.project_id != project_id:
+                return [], f"Backup {next_id} does not exist (any more)."
+            if row.status != "COMPLETED":
+                return [], f"Backup {row.id} is {row.status}, not COMPLETED."
+            try:
+                stored = await self.objects.head(row.container, row.object)
+            except ObjectNotFound:
+                return [], f"The object of backup {row.id} is missing from the object store."
+            if stored.size != row.size_bytes:
+                return [], (f"The object of backup {row.id} has {stored.size} bytes where {row.size_bytes} were "
+                            "stored: it was altered.")
+            chain.append(row)
+            next_id = row.parent_id
+        return list(reversed(chain)), ""
+
+    async def _restore_ended(self, uow: UnitOfWork, cause: Event, instance_id: str, success: bool,
+                             message: str) -> None:
+        row = (await uow.conn.execute(select(restores).where(restores.c.instance_id == instance_id))).one()
+        await uow.conn.execute(update(restores).where(restores.c.instance_id == instance_id).values(
+            status="DONE" if success else "FAILED"))
+        event = cause.caused("coffer.backup.restore_finished.v1", {
+            "instance_id": instance_id, "project_id": row.project_id, "backup_id": row.backup_id,
+            "success": success, "message": message}, subject=instance_id, source=SOURCE)
+        event.project = row.project_id
+        await uow.emit(T.BACKUP_EVENTS, event)
+
+    async def restore_result(self, event: Event) -> None:
+        d = event.data
+        instance_id = d["command_id"][:-len(RESTORE_SUFFIX)]
+
+        async def apply(uow: UnitOfWork):
+            row = (await uow.conn.execute(select(restores).where(restores.c.instance_id == instance_id))).first()
+            if row is None or row.status != "RESTORING":
+                return
+            message = "" if d["success"] else f"Backup {row.backup_id} could not be restored: {d['error']}"
+            await self._restore_ended(uow, event, instance_id, d["success"], message)
         await self.store.handled_once(event, apply)
 
     # -- deletion -----------------------------------------------------------------

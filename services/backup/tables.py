@@ -43,3 +43,12 @@ backups = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("deadline", UtcDateTime()),
 )
+
+# Restores under way: a new instance being filled from a backup chain by its agent.
+restores = Table(
+    "restores", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("backup_id", String(36), nullable=False),
+    Column("status", String(16), nullable=False),   # RESTORING, DONE, FAILED
+)

@@ -77,6 +77,24 @@ def maria_write(address: str, statements: list[str]) -> None:
             cur.execute(s)
 
 
+def pg_checksum(address: str) -> str:
+    with psycopg.connect(host=address, port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        return conn.execute("SELECT md5(string_agg(id || ':' || body, ',' ORDER BY id)) FROM notes").fetchone()[0]
+
+
+def maria_checksum(address: str) -> str:
+    with pymysql.connect(host=address, port=3306, user="app", password=PASSWORD, database="appdb") as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT MD5(GROUP_CONCAT(id, ':', body ORDER BY id SEPARATOR ',')) FROM notes")
+        return cur.fetchone()[0]
+
+
+def restore(client, backup, name: str, users=USERS, databases=({"name": "appdb"},)):
+    """A new instance from `backup`: the datastore and version are the backup's."""
+    return client.instances.create(name, "d1", volume={"size": 1}, restorePoint={"backupRef": backup.id},
+                                   databases=list(databases), users=users)
+
+
 def wait_backup(client, backup_id: str, timeout: float = 120):
     def ended():
         b = client.backups.get(backup_id)
@@ -108,6 +126,7 @@ def test_a_postgresql_full_backup_is_stored_encrypted_and_announced(stack, clien
     iid, address = instances["postgresql"]
     pg_write(address, ["CREATE TABLE notes (id int PRIMARY KEY, body text)",
                        "INSERT INTO notes SELECT g, 'secret-note-' || g FROM generate_series(1, 2000) g"])
+    at_backup = pg_checksum(address)
     created = client.backups.create("pg-full", instance=iid, description="first")
     assert created.status == "NEW" and created.parent_id is None
     # the instance shows BACKUP while its backup runs, and takes no other action
@@ -133,6 +152,16 @@ def test_a_postgresql_full_backup_is_stored_encrypted_and_announced(stack, clien
     assert completed["size_bytes"] == len(data) and len(completed["checksum"]) == 64
     assert completed["location"] == done.locationRef and events[-1].project == stack.project
 
+    # a new instance from the backup holds exactly the data of the source at the backup
+    pg_write(address, ["INSERT INTO notes VALUES (9999, 'after the backup')"])
+    restored = restore(client, done, "pg-restored")
+    assert restored.status == "BUILD"
+    restored = wait_active(client, restored.id, timeout=120)
+    assert restored.datastore["type"] == "postgresql"
+    assert pg_checksum(restored.ip[0]) == at_backup != pg_checksum(address)
+    client.instances.delete(restored.id)
+    wait_gone(client, restored.id)
+
 
 def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack, client, instances):
     iid, address = instances["mariadb"]
@@ -147,8 +176,19 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
     incremental = wait_backup(client, incremental.id)
     assert incremental.status == "COMPLETED", getattr(incremental, "fail_reason", None)
     wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    maria_write(address, ["INSERT INTO notes VALUES (3, 'three')"])
     explicit = wait_backup(client, client.backups.create("maria-inc2", instance=iid, parent_id=incremental.id).id)
     assert explicit.status == "COMPLETED" and explicit.parent_id == incremental.id
+    at_last_backup = maria_checksum(address)
+    maria_write(address, ["INSERT INTO notes VALUES (4, 'after the backups')"])
+    # restored from the chain full -> incremental -> incremental, prepared in order
+    restored = wait_active(client, restore(client, explicit, "maria-restored").id, timeout=180)
+    assert maria_checksum(restored.ip[0]) == at_last_backup != maria_checksum(address)
+    with pymysql.connect(host=restored.ip[0], port=3306, user="app", password=PASSWORD, database="appdb") as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT id FROM notes ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [1, 2, 3]
+    client.instances.delete(restored.id)
     objects = [object_path(stack, b) for b in (full, incremental, explicit)]
     assert all(p.exists() for p in objects)
 
@@ -158,6 +198,7 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
         left = {b.id for b in client.backups.list()}
         return not left & {full.id, incremental.id, explicit.id}
     wait_for(gone, 30, what="the chain deleted")
+    wait_gone(client, restored.id)
     assert not any(p.exists() for p in objects)
     with pytest.raises(trove_exc.NotFound):
         client.backups.get(incremental.id)
@@ -170,6 +211,47 @@ def test_a_redis_backup_is_an_rdb_snapshot(stack, client, instances):
     done = wait_backup(client, client.backups.create("redis-full", instance=iid).id)
     assert done.status == "COMPLETED", getattr(done, "fail_reason", None)
     assert object_path(stack, done).stat().st_size > 0
+    r.set("greeting", "changed after the backup")
+    restored = wait_active(client, restore(client, done, "redis-restored",
+                                           users=[{"name": "app", "password": PASSWORD}], databases=()).id)
+    copy = redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD, socket_timeout=5)
+    assert copy.get("greeting") == b"hello"
+    client.instances.delete(restored.id)
+    wait_gone(client, restored.id)
+
+
+def test_a_corrupted_backup_is_refused_and_no_instance_runs_half_restored(stack, client, instances):
+    iid, address = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    redis.Redis(host=address, port=6379, username="app", password=PASSWORD, socket_timeout=5).set("k", "v" * 100000)
+    done = wait_backup(client, client.backups.create("to-corrupt", instance=iid).id)
+    assert done.status == "COMPLETED", getattr(done, "fail_reason", None)
+    path = object_path(stack, done)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40  # one bit, same size
+    path.write_bytes(bytes(data))
+    inst = restore(client, done, "from-corrupt", users=[{"name": "app", "password": PASSWORD}], databases=())
+
+    def failed():
+        got = client.instances.get(inst.id)
+        assert got.status != "ACTIVE", "a corrupted backup was restored"
+        return got if got.status == "ERROR" else None
+    failed = wait_for(failed, 120, interval=0.2, what="the restore to fail")
+    assert "could not be restored" in failed.fault["message"] and "authentication" in failed.fault["message"]
+    assert not (stack.home / "instances" / inst.id).exists()  # nothing of it is left running
+    client.instances.delete(inst.id)
+    wait_gone(client, inst.id)
+
+
+def test_restore_points_are_checked(client, instances):
+    iid, _ = instances["redis"]
+    with pytest.raises(trove_exc.NotFound):
+        client.instances.create("x", "d1", volume={"size": 1},
+                                restorePoint={"backupRef": "00000000-0000-0000-0000-000000000000"})
+    [backup, *_] = client.instances.backups(iid)
+    with pytest.raises(trove_exc.BadRequest):  # a Redis backup into PostgreSQL
+        client.instances.create("x", "d1", volume={"size": 1}, datastore="postgresql",
+                                datastore_version=installed_pg_version(), restorePoint={"backupRef": backup.id})
 
 
 def test_bad_requests_get_trove_answers(client, instances):
