@@ -42,7 +42,8 @@ async def stream(manager, parent_meta: dict | None, meta: dict) -> AsyncIterator
         shutil.rmtree(work, ignore_errors=True)
 
 
-async def restore(manager, chain: list[tuple[dict, AsyncIterator[bytes]]], scratch: Path) -> None:
+async def restore(manager, chain: list[tuple[dict, AsyncIterator[bytes]]], scratch: Path,
+                  options: dict) -> None:
     """The full backup's xbstream unpacked in `scratch`, each incremental one beside
     it, then prepared in order (mariadb-backup --prepare, --incremental-dir for each
     incremental): a data directory the server starts from as it is."""

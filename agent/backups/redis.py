@@ -44,7 +44,8 @@ async def stream(manager, parent_meta: dict | None, meta: dict) -> AsyncIterator
         yield chunk
 
 
-async def restore(manager, chain: list[tuple[dict, AsyncIterator[bytes]]], scratch: Path) -> None:
+async def restore(manager, chain: list[tuple[dict, AsyncIterator[bytes]]], scratch: Path,
+                  options: dict) -> None:
     """The snapshot as the base of a fresh append-only file (the instance runs with
     appendonly yes, and Redis 7 then ignores a bare dump.rdb), with the instance's own
     users (users.acl)."""

@@ -12,6 +12,7 @@ from plumbing import objectstore
 from plumbing.sealedstream import Sealing, unseal
 
 from .. import backups
+from ..backups import wal
 from . import verb
 
 FORMAT = "coffer-zstd-aes256gcm-1"
@@ -22,6 +23,8 @@ async def backup(manager, arguments: dict, secrets: dict) -> dict:
     if not secrets.get("data_key"):
         raise ValueError("no sealed data key")
     source = backups.module_for(manager.config.datastore)
+    if arguments.get("archive"):  # PostgreSQL: from its first backup on, its WAL is archived
+        await wal.enable(manager, arguments["archive"], secrets["archive_key"])
     sealing, meta = Sealing(base64.b64decode(secrets["data_key"])), {}
     stored = await objectstore.from_environment().put(
         arguments["container"], arguments["object"],
@@ -37,6 +40,10 @@ async def restore(manager, arguments: dict, secrets: dict) -> dict:
     stopped; only a chain that verified whole replaces the data and is started. On
     any failure the engine stays stopped and the old data stays where it was."""
     chain, keys = arguments["chain"], secrets.get("data_keys") or []
+    options = {"restore_time": arguments.get("restore_time"), "archive": arguments.get("archive"),
+               "archive_key": base64.b64decode(secrets["archive_key"]) if secrets.get("archive_key") else None}
+    if options["restore_time"] and not (options["archive"] and options["archive_key"]):
+        raise ValueError("a restore to a point in time needs the source's WAL archive")
     if len(keys) != len(chain):
         raise ValueError(f"{len(chain)} backups to restore but {len(keys)} sealed data keys")
     source = backups.module_for(manager.config.datastore)
@@ -50,7 +57,7 @@ async def restore(manager, arguments: dict, secrets: dict) -> dict:
         streams = [(link["meta"], unseal(store.get(link["container"], link["object"]),
                                          base64.b64decode(key), link["sha256"]))
                    for link, key in zip(chain, keys)]
-        await source.restore(manager, streams, scratch)
+        await source.restore(manager, streams, scratch, options)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
         raise
@@ -60,4 +67,6 @@ async def restore(manager, arguments: dict, secrets: dict) -> dict:
     scratch.rename(data)
     await asyncio.to_thread(shutil.rmtree, old, True)
     await manager.bootstrap()
+    if hasattr(source, "finish_restore"):
+        await source.finish_restore(manager, options)
     return {"restored": len(chain)}

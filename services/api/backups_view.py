@@ -49,10 +49,13 @@ async def restore_source(conn, request, restore_point):
     return backup, restore_time
 
 
-def check_restorable(backup, datastore: str, version: str) -> None:
+def check_restorable(backup, datastore: str, version: str, restore_time: str | None) -> None:
     if (backup.datastore, backup.datastore_version) != (datastore, version):
         raise bad_request(f"Backup {backup.id} is of {backup.datastore} {backup.datastore_version}; it cannot be "
                           f"restored into {datastore} {version}.")
+    if restore_time and datastore != "postgresql":
+        raise bad_request("A restore to a point in time (restore_time) is available for PostgreSQL only in "
+                          "this Coffer release.")
 
 
 async def project(uow, event: Event) -> None:

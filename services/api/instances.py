@@ -160,7 +160,7 @@ class Instances:
                 raise bad_request(f"Datastore {ds.name} has no default version; name one.")
             version = await datastores.find_version(uow.conn, ds.id, version_name, missing_status=400)
             if restore:
-                backups_view.check_restorable(restore, ds.name, version.name)
+                backups_view.check_restorable(restore, ds.name, version.name, restore_time)
             await quotas.check(uow.conn, request["project"],
                                {"instances": 1, "volumes": volume_gb, "ram": flavor.ram_mb})
             rules = naming.rules_for(ds.name)

@@ -20,7 +20,7 @@ from plumbing.logs import log
 from plumbing.objectstore import ObjectNotFound, ObjectStore
 from plumbing.outbox import Store, UnitOfWork
 
-from .tables import agent_keys, backupable, backups, restores
+from .tables import agent_keys, archives, backupable, backups, restores
 
 SOURCE = "backup"
 logger = logging.getLogger("backup")
@@ -115,14 +115,34 @@ class BackupHandlers:
             key = (await uow.conn.execute(select(agent_keys.c.public_key).where(
                 agent_keys.c.instance_id == row.instance_id))).scalar_one()
             await self._set(uow, event, backup_id, "BUILDING")
+            arguments = {"backup_id": backup_id, "container": row.container, "object": row.object,
+                         "parent": json.loads(parent.engine_meta) if parent else None}
+            secrets = {"data_key": base64.b64encode(data_key).decode()}
+            if row.datastore == "postgresql":
+                archive = await self._archive(uow, row)
+                arguments["archive"] = {"container": archive.container, "prefix": archive.prefix}
+                secrets["archive_key"] = self._archive_key(archive)
             await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
                 "instance_id": row.instance_id, "command_id": backup_id + COMMAND_SUFFIX, "epoch": 1,
-                "command": "backup", "arguments": json.dumps({
-                    "backup_id": backup_id, "container": row.container, "object": row.object,
-                    "parent": json.loads(parent.engine_meta) if parent else None}),
-                "sealed": sealing.seal(key, {"data_key": base64.b64encode(data_key).decode()})},
+                "command": "backup", "arguments": json.dumps(arguments), "sealed": sealing.seal(key, secrets)},
                 subject=row.instance_id, source=SOURCE))
         await self.store.handled_once(event, apply)
+
+    async def _archive(self, uow: UnitOfWork, row):
+        """The instance's WAL archive, made with its first backup."""
+        query = select(archives).where(archives.c.instance_id == row.instance_id)
+        archive = (await uow.conn.execute(query)).first()
+        if archive is None:
+            await uow.conn.execute(archives.insert().values(
+                instance_id=row.instance_id, project_id=row.project_id, container=row.container,
+                prefix=f"{row.instance_id}/wal/", wrapped_key=backupkeys.wrap(
+                    self.master_key, backupkeys.new_data_key(), f"wal:{row.instance_id}")))
+            archive = (await uow.conn.execute(query)).one()
+        return archive
+
+    def _archive_key(self, archive) -> str:
+        return base64.b64encode(backupkeys.unwrap(self.master_key, archive.wrapped_key,
+                                                  f"wal:{archive.instance_id}")).decode()
 
     async def _refusal(self, uow: UnitOfWork, row, parent) -> str:
         """Why the backup cannot start, or ""."""
@@ -179,12 +199,24 @@ class BackupHandlers:
             except backupkeys.WrappedKeyError as exc:
                 await self._restore_ended(uow, event, d["instance_id"], False, f"{exc}: was the master key changed?")
                 return
+            arguments = {"chain": [{"backup_id": b.id, "container": b.container, "object": b.object,
+                                    "sha256": b.checksum, "meta": json.loads(b.engine_meta)} for b in chain],
+                         "restore_time": d.get("restore_time")}
+            secrets = {"data_keys": keys}
+            if d.get("restore_time"):
+                archive = (await uow.conn.execute(select(archives).where(
+                    archives.c.instance_id == chain[0].instance_id))).first()
+                if archive is None:
+                    await self._restore_ended(uow, event, d["instance_id"], False,
+                                              f"Instance {chain[0].instance_id} has no WAL archive: it cannot be "
+                                              "restored to a point in time.")
+                    return
+                arguments["archive"] = {"container": archive.container, "prefix": archive.prefix}
+                secrets["archive_key"] = self._archive_key(archive)
             await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
                 "instance_id": d["instance_id"], "command_id": d["instance_id"] + RESTORE_SUFFIX, "epoch": 1,
-                "command": "restore", "arguments": json.dumps({"chain": [
-                    {"backup_id": b.id, "container": b.container, "object": b.object, "sha256": b.checksum,
-                     "meta": json.loads(b.engine_meta)} for b in chain], "restore_time": d.get("restore_time")}),
-                "sealed": sealing.seal(d["agent_public_key"], {"data_keys": keys})},
+                "command": "restore", "arguments": json.dumps(arguments),
+                "sealed": sealing.seal(d["agent_public_key"], secrets)},
                 subject=d["instance_id"], source=SOURCE))
         await self.store.handled_once(event, apply)
 

@@ -52,3 +52,14 @@ restores = Table(
     Column("backup_id", String(36), nullable=False),
     Column("status", String(16), nullable=False),   # RESTORING, DONE, FAILED
 )
+
+# PostgreSQL instances whose WAL is archived (from their first backup on), for
+# point-in-time restores: where the segments go, and the key they are sealed under.
+archives = Table(
+    "wal_archives", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("container", String(255), nullable=False),
+    Column("prefix", String(255), nullable=False),
+    Column("wrapped_key", String(200), nullable=False),  # wrapped by the master key
+)

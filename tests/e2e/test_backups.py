@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -159,6 +160,35 @@ def test_a_postgresql_full_backup_is_stored_encrypted_and_announced(stack, clien
     restored = wait_active(client, restored.id, timeout=120)
     assert restored.datastore["type"] == "postgresql"
     assert pg_checksum(restored.ip[0]) == at_backup != pg_checksum(address)
+    client.instances.delete(restored.id)
+    wait_gone(client, restored.id)
+
+
+def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client, instances):
+    iid, address = instances["postgresql"]
+    [full] = [b for b in client.instances.backups(iid) if b.status == "COMPLETED"]  # archiving began with it
+    pg_write(address, ["CREATE TABLE moments (id int PRIMARY KEY, body text)",
+                       "INSERT INTO moments VALUES (1, 'before')"])
+    time.sleep(1)
+    with psycopg.connect(host=address, port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        target = conn.execute("SELECT now()").fetchone()[0]
+    time.sleep(1)
+    pg_write(address, ["INSERT INTO moments VALUES (2, 'after')"])
+    notes_now = pg_checksum(address)
+    # an operator's nudge instead of waiting for archive_timeout: close the segment holding both writes
+    with psycopg.connect(host=str(stack.home / "instances" / iid / "run"), user="postgres", dbname="postgres",
+                         autocommit=True) as conn:
+        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+    archived = stack.home / "objects" / f"coffer-backups-{stack.project}" / iid / "wal" / segment
+    wait_for(archived.exists, 60, interval=0.2, what=f"WAL segment {segment} archived")
+
+    restored = client.instances.create("pg-pitr", "d1", volume={"size": 1}, databases=[{"name": "appdb"}],
+                                       users=USERS, restorePoint={"backupRef": full.id,
+                                                                  "restore_time": target.isoformat()})
+    restored = wait_active(client, restored.id, timeout=120)
+    with psycopg.connect(host=restored.ip[0], port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        assert conn.execute("SELECT id, body FROM moments ORDER BY id").fetchall() == [(1, "before")]
+    assert pg_checksum(restored.ip[0]) == notes_now
     client.instances.delete(restored.id)
     wait_gone(client, restored.id)
 
