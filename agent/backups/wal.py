@@ -35,6 +35,7 @@ from .process import file_chunks
 logger = logging.getLogger("agent")
 SHIP_SECONDS = float(os.environ.get("COFFER_WAL_SHIP_SECONDS", "1"))
 ARCHIVE_TIMEOUT_SECONDS = int(os.environ.get("COFFER_WAL_ARCHIVE_TIMEOUT_SECONDS", "60"))
+CLOSE_TIMEOUT_SECONDS = 120
 SETTINGS_FILE, KEY_FILE, SPOOL = "wal-archive.json", "wal-archive.key", "wal-spool"
 
 
@@ -73,8 +74,16 @@ async def enable(manager, archive: dict, archive_key_b64: str) -> None:
         await manager.restart()
 
 
+_shipping = asyncio.Lock()  # the background round and a backup's may not ship one segment twice
+
+
 async def ship(manager) -> int:
     """Ship what the spool holds; the number of segments shipped."""
+    async with _shipping:
+        return await _ship(manager)
+
+
+async def _ship(manager) -> int:
     directory = manager.config.directory
     try:
         archive = json.loads((directory / SETTINGS_FILE).read_text())
@@ -100,6 +109,28 @@ async def keep_shipping(manager) -> None:
         except Exception as exc:  # the spool keeps the segments; the next round retries
             log(logger, logging.WARNING, "WAL not shipped yet", error=repr(exc))
         await asyncio.sleep(SHIP_SECONDS)
+
+
+async def close_segment(manager) -> tuple[str, str]:
+    """Close the current WAL segment and wait until the server has archived it and
+    the agent has shipped it: the archive then holds everything written so far.
+    (LSN written so far, its segment)."""
+    async with await users.connect(str(manager.socket_dir), manager.config.port) as conn:
+        lsn, segment = await (await conn.execute(
+            "SELECT pg_current_wal_lsn(), pg_walfile_name(pg_current_wal_lsn())")).fetchone()
+        await conn.execute("SELECT pg_switch_wal()")
+        deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_SECONDS
+        while True:
+            archived, failed = await (await conn.execute(
+                "SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver")).fetchone()
+            if archived and archived[:24] >= segment:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"WAL segment {segment} was not archived within {CLOSE_TIMEOUT_SECONDS} s "
+                                   f"(last failure: {failed or 'none'})")
+            await asyncio.sleep(0.05)
+    await ship(manager)
+    return str(lsn), segment
 
 
 async def fetch(archive: dict, archive_key: bytes, target: Path) -> int:

@@ -44,6 +44,8 @@ async def restore(manager, arguments: dict, secrets: dict) -> dict:
                "archive_key": base64.b64decode(secrets["archive_key"]) if secrets.get("archive_key") else None}
     if options["restore_time"] and not (options["archive"] and options["archive_key"]):
         raise ValueError("a restore to a point in time needs the source's WAL archive")
+    if manager.config.datastore == "postgresql" and len(chain) > 1 and not options["archive"]:
+        raise ValueError("an incremental PostgreSQL backup is restored from the source's WAL archive")
     if len(keys) != len(chain):
         raise ValueError(f"{len(chain)} backups to restore but {len(keys)} sealed data keys")
     source = backups.module_for(manager.config.datastore)

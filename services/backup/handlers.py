@@ -203,7 +203,8 @@ class BackupHandlers:
                                     "sha256": b.checksum, "meta": json.loads(b.engine_meta)} for b in chain],
                          "restore_time": d.get("restore_time")}
             secrets = {"data_keys": keys}
-            if d.get("restore_time"):
+            # PostgreSQL replays its WAL archive to a moment, or to its last incremental backup's end
+            if d.get("restore_time") or (chain[0].datastore == "postgresql" and len(chain) > 1):
                 archive = (await uow.conn.execute(select(archives).where(
                     archives.c.instance_id == chain[0].instance_id))).first()
                 if archive is None:

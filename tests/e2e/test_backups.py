@@ -190,7 +190,21 @@ def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client
         assert conn.execute("SELECT id, body FROM moments ORDER BY id").fetchall() == [(1, "before")]
     assert pg_checksum(restored.ip[0]) == notes_now
     client.instances.delete(restored.id)
+
+    # an incremental PostgreSQL backup is the WAL since its parent: restored, it ends where it was taken
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    pg_write(address, ["INSERT INTO moments VALUES (3, 'in the incremental')"])
+    incremental = wait_backup(client, client.backups.create("pg-inc", instance=iid, incremental=1).id)
+    assert incremental.status == "COMPLETED" and incremental.parent_id == full.id, \
+        getattr(incremental, "fail_reason", None)
+    pg_write(address, ["INSERT INTO moments VALUES (4, 'after the incremental')"])
+    from_incremental = wait_active(client, restore(client, incremental, "pg-from-inc").id, timeout=120)
+    with psycopg.connect(host=from_incremental.ip[0], port=5432, user="app", password=PASSWORD,
+                         dbname="appdb") as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM moments ORDER BY id").fetchall()] == [1, 2, 3]
+    client.instances.delete(from_incremental.id)
     wait_gone(client, restored.id)
+    wait_gone(client, from_incremental.id)
 
 
 def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack, client, instances):
