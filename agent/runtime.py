@@ -23,6 +23,7 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 
 from . import verbs
+from .backups import wal
 from .commands import CommandChannel
 from .fencing import EpochGuard, Fenced
 from .manager import DatastoreManager, InstanceConfig, UserSpec, load
@@ -209,6 +210,8 @@ class Agent:
                                                   self.channel.start())
         await self.register(engine_version)
         tasks += [asyncio.create_task(self.obey()), asyncio.create_task(self.heartbeat())]
+        if self.config.datastore == "postgresql":  # WAL archiving, once a backup has enabled it
+            tasks.append(asyncio.create_task(wal.keep_shipping(self.manager)))
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait(tasks[1:] + [waiter], return_when=asyncio.FIRST_COMPLETED)
         for task in done:

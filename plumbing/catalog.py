@@ -32,6 +32,11 @@ PUBLIC_EVENT_TYPES = [
                     "An operation failed; the instance is in ERROR with a fault."),
     PublicEventType("coffer.instance.deleted.v1", T.INSTANCE_EVENTS, "deletion",
                     "The instance and its data are gone."),
+    PublicEventType("coffer.backup.status_changed.v1", T.BACKUP_EVENTS, "backup",
+                    "A backup changed status: NEW, BUILDING, COMPLETED (size, checksum, location), FAILED "
+                    "(with the reason) or DELETED."),
+    PublicEventType("coffer.backup.restore_finished.v1", T.BACKUP_EVENTS, "backup",
+                    "A backup was restored into a new instance, or could not be (the message says why)."),
     PublicEventType("coffer.health.changed.v1", T.HEALTH_EVENTS, "availability",
                     "The monitor's view of the instance's health changed."),
     PublicEventType("coffer.telemetry.heartbeat.v1", T.TELEMETRY, "telemetry",

@@ -3,7 +3,7 @@ interface, with a local directory as the embedded default. Objects are written a
 read as streams of chunks, never held whole in memory.
 
 Names are paths inside a container ("<instance>/logs/general/000001.log"); metadata
-is a small dict of strings kept with the object."""
+is a small dict of strings kept with the object (lower-case keys: Swift folds case)."""
 from __future__ import annotations
 
 import asyncio
@@ -160,8 +160,12 @@ class LocalDirectoryStore(ObjectStore):
 
 def from_environment() -> ObjectStore:
     """The store this deployment uses: COFFER_OBJECT_STORE, `local` (the default:
-    COFFER_OBJECT_STORE_DIR, else <COFFER_HOME>/objects)."""
+    COFFER_OBJECT_STORE_DIR, else <COFFER_HOME>/objects) or `swift` (COFFER_SWIFT_URL,
+    the storage URL, and COFFER_SWIFT_TOKEN unless that Swift has no auth)."""
     kind = os.environ.get("COFFER_OBJECT_STORE", "local")
     if kind == "local":
         return LocalDirectoryStore(Path(os.environ.get("COFFER_OBJECT_STORE_DIR", coffer_home() / "objects")))
+    if kind == "swift":
+        from .swiftstore import SwiftStore, connect
+        return SwiftStore(connect(os.environ["COFFER_SWIFT_URL"], os.environ.get("COFFER_SWIFT_TOKEN")))
     raise ValueError(f"unknown object store {kind!r} (COFFER_OBJECT_STORE)")

@@ -20,7 +20,7 @@ async def main() -> None:
     rt = ServiceRuntime("api", metadata)
     projections = Projections(rt.store)
     rt.consume("coffer-api", [T.INSTANCE_EVENTS, T.HEALTH_EVENTS, T.AGENT_EVENTS, T.DATASTORE_EVENTS,
-                              T.SUBSCRIPTION_EVENTS],
+                              T.SUBSCRIPTION_EVENTS, T.BACKUP_EVENTS],
                projections.handle, set(projections.routes), batch_handler=projections.handle_batch)
     await rt.start()
     async with rt.store.uow() as uow:

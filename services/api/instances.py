@@ -16,7 +16,8 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.logs import log
 
-from . import accounts_view, datastores, flavors, groups, naming, operations, policy, quotas, validation, views
+from . import (accounts_view, backups_view, datastores, flavors, groups, naming, operations, policy, quotas,
+               validation, views)
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
@@ -72,7 +73,10 @@ class Instances:
             "users": {"type": "array", "items": obj({"name": STR, "password": STR, "host": STR, "databases": {
                 "type": "array", "items": obj({"name": STR}, ["name"])}}, ["name", "password"])},
             "availability_zone": STR, "nics": {"type": "array"}, "access": {"type": "object"},
-            "replica_of": STR, "restorePoint": {"type": "object"},
+            "replica_of": STR, "restorePoint": obj({
+                "backupRef": {"type": "string", "description": "the backup (full or incremental) to start from"},
+                "restore_time": {"type": "string", "description": "Coffer: ISO-8601 moment to recover to "
+                                                                  "(point-in-time restore)"}}, ["backupRef"]),
             "configuration": {"type": "string", "description": "a configuration group to attach"}},
             ["name", "flavorRef", "volume"]),
         "InstanceUpdate": obj({"name": STR, "configuration": {"type": ["string", "null"]},
@@ -135,8 +139,8 @@ class Instances:
         policy.authorize(request, "instance:create")
         spec = validation.body_object(await read_json(request), "instance")
         name = validation.instance_name(spec.get("name"))
-        if spec.get("replica_of") or spec.get("restorePoint"):
-            raise Fault(501, "Replicas and restores are not available yet in this Coffer release.")
+        if spec.get("replica_of"):
+            raise Fault(501, "Replicas are not available yet in this Coffer release.")
         flavor_id = validation.flavor_ref(spec.get("flavorRef"))
         volume_gb = validation.volume_size(spec.get("volume"))
         ds_spec = spec.get("datastore") or {}
@@ -146,11 +150,17 @@ class Instances:
             flavor = await flavors.find(uow.conn, flavor_id)
             if flavor is None:
                 raise bad_request(f"Flavor {flavor_id} could not be found.")
-            ds = await datastores.find(uow.conn, ds_spec.get("type") or "postgresql")
-            version_name = ds_spec.get("version") or ds.default_version_id
+            # a restore's datastore and version are the backup's unless the request names them
+            restore, restore_time = await backups_view.restore_source(uow.conn, request, spec.get("restorePoint"))
+            ds = await datastores.find(uow.conn, ds_spec.get("type") or (restore.datastore if restore
+                                                                          else "postgresql"))
+            version_name = ds_spec.get("version") or (restore.datastore_version if restore
+                                                      else ds.default_version_id)
             if not version_name:
                 raise bad_request(f"Datastore {ds.name} has no default version; name one.")
             version = await datastores.find_version(uow.conn, ds.id, version_name, missing_status=400)
+            if restore:
+                backups_view.check_restorable(restore, ds.name, version.name, restore_time)
             await quotas.check(uow.conn, request["project"],
                                {"instances": 1, "volumes": volume_gb, "ram": flavor.ram_mb})
             rules = naming.rules_for(ds.name)
@@ -178,7 +188,8 @@ class Instances:
                       "volume_gb": volume_gb, "datastore": ds.name, "datastore_version": version.name,
                       "availability_zone": spec.get("availability_zone"), "databases": dbs,
                       "users": requested_users,
-                      "configuration": group.values if group else "{}"}))
+                      "configuration": group.values if group else "{}",
+                      "restore_backup_id": restore.id if restore else None, "restore_time": restore_time}))
             row = (await uow.conn.execute(select(instances).where(instances.c.id == instance_id))).one()
         log(logger, logging.INFO, "instance requested", instance_id=instance_id, project=request["project"])
         return web.json_response({"instance": views.instance(row, base_url(request), request["project"], True,

@@ -11,7 +11,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
-from . import accounts_view, operations
+from . import accounts_view, backups_view, operations
 from .tables import datastore_versions, datastores, deliveries, instances, pending_credentials
 from .rest import now
 from .vault import Vault
@@ -36,6 +36,7 @@ class Projections:
             "coffer.agent.registered.v1": self.agent_registered,
             "coffer.datastore.version_available.v1": self.version_available,
             "coffer.subscription.delivery_attempted.v1": self.delivery_attempted,
+            "coffer.backup.status_changed.v1": backups_view.project,
         }
 
     async def handle(self, event: Event) -> None:

@@ -9,7 +9,7 @@ from . import policy
 from .faults import Fault, bad_request, not_found
 from .openapi import INT, STR, V, obj, op, param
 from .rest import read_json
-from .tables import flavors, instances, quotas
+from .tables import backups, flavors, instances, quotas
 
 DEFAULTS = {"instances": 10, "ram": -1, "volumes": 40, "backups": 50}  # -1: unlimited
 
@@ -25,7 +25,9 @@ async def usage_of(conn, project: str) -> dict[str, int]:
                func.coalesce(func.sum(flavors.c.ram_mb), 0))
         .select_from(instances.outerjoin(flavors, flavors.c.id == instances.c.flavor_id))
         .where(instances.c.project_id == project))).one()
-    return {"instances": row[0], "volumes": int(row[1]), "ram": int(row[2]), "backups": 0}
+    backup_count = (await conn.execute(select(func.count()).select_from(backups).where(
+        backups.c.project_id == project))).scalar_one()
+    return {"instances": row[0], "volumes": int(row[1]), "ram": int(row[2]), "backups": backup_count}
 
 
 async def check(conn, project: str, wanted: dict[str, int]) -> None:

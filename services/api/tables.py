@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from plumbing.db import UtcDateTime
 from plumbing.outbox import add_tables
@@ -189,4 +189,26 @@ requested_accounts = Table(
     Column("instance_id", String(36), primary_key=True),
     Column("databases", Text, nullable=False),
     Column("users", Text, nullable=False),
+)
+
+# The backups, as the backup service's events describe them (services/api/backups.py).
+backups = Table(
+    "backups", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("instance_id", String(36), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("parent_id", String(36)),
+    Column("datastore", String(100), nullable=False),
+    Column("datastore_version", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False, default=""),
+    Column("size_bytes", BigInteger, nullable=False, default=0),
+    Column("checksum", String(64), nullable=False, default=""),
+    Column("location", Text, nullable=False, default=""),
+    # the instance's status when its backup started: shown again once the backup ends
+    Column("instance_status_before", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

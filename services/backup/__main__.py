@@ -1,32 +1,41 @@
 """Entry point: python -m services.backup"""
 import asyncio
 
-from sqlalchemy import delete
-
+from plumbing import backupkeys, objectstore
 from plumbing import topics as T
 from plumbing.service import ServiceRuntime
 
-from .tables import backupable, metadata
+from .handlers import BackupHandlers
+from .tables import metadata
+
+EXPIRY_TICK_SECONDS = 5.0
 
 
 async def main() -> None:
     rt = ServiceRuntime("backup", metadata)
+    handlers = BackupHandlers(rt.store, objectstore.from_environment(), backupkeys.master_key())
+    routes = {
+        "coffer.instance.active.v1": handlers.instance_event,
+        "coffer.instance.deleted.v1": handlers.instance_event,
+        "coffer.instance.failed.v1": handlers.instance_event,
+        "coffer.agent.registered.v1": handlers.agent_registered,
+        "coffer.agent.command_result.v1": handlers.command_result,
+        "coffer.backup.requested.v1": handlers.requested,
+        "coffer.backup.delete_requested.v1": handlers.delete_requested,
+        "coffer.backup.restore_requested.v1": handlers.restore_requested,
+    }
 
-    async def on_instance_event(event):
-        iid = event.data["instance_id"]
-        if event.type == "coffer.instance.failed.v1" and event.data["operation"] != "create":
-            return
+    async def handle(event):
+        await routes[event.type](event)
 
-        async def apply(uow):
-            await uow.conn.execute(delete(backupable).where(backupable.c.instance_id == iid))
-            if event.type == "coffer.instance.active.v1":
-                await uow.conn.execute(backupable.insert().values(
-                    instance_id=iid, project_id=event.project, address=event.data["address"]))
-        await rt.store.handled_once(event, apply)
+    rt.consume("coffer-backup", [T.INSTANCE_EVENTS, T.AGENT_EVENTS, T.BACKUP_REQUESTS], handle, set(routes))
 
-    rt.consume("coffer-backup", [T.INSTANCE_EVENTS], on_instance_event,
-               {"coffer.instance.active.v1", "coffer.instance.deleted.v1", "coffer.instance.failed.v1"})
-    await rt.serve()
+    async def expire_late_backups():
+        while True:
+            await asyncio.sleep(EXPIRY_TICK_SECONDS)
+            await handlers.expire()
+
+    await rt.serve(expire_late_backups)
 
 
 if __name__ == "__main__":

@@ -33,14 +33,15 @@ async def main() -> None:
         "coffer.placement.resize_failed.v1": prov.claim_resized,
         "coffer.agent.registered.v1": prov.agent_registered,
         "coffer.agent.command_result.v1": prov.command_result,
+        "coffer.backup.restore_finished.v1": prov.restore_finished,
     }
 
     async def dispatch(event: Event) -> None:
         await routes[event.type](event)
 
-    # One loop over all three topics: events about one instance are handled in
+    # One loop over all the topics: events about one instance are handled in
     # order, and the range assignor keeps an instance's partitions on one member.
-    rt.consume("coffer-provisioner", [T.INSTANCE_REQUESTS, T.PLACEMENT_EVENTS, T.AGENT_EVENTS],
+    rt.consume("coffer-provisioner", [T.INSTANCE_REQUESTS, T.PLACEMENT_EVENTS, T.AGENT_EVENTS, T.BACKUP_EVENTS],
                dispatch, set(routes))
     await rt.start()
 

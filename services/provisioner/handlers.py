@@ -86,6 +86,11 @@ class Provisioner:
                     "instance_id": instance_id, "command_id": saga.prepare_command_id, "epoch": inst.epoch,
                     "databases": spec["databases"], "users": spec["users"],
                     "sealed_credentials": saga.sealed_credentials}, source=SOURCE))
+            elif effect == "restore":
+                await uow.emit(T.BACKUP_REQUESTS, event.caused("coffer.backup.restore_requested.v1", {
+                    "instance_id": instance_id, "project_id": inst.project_id,
+                    "backup_id": saga.restore["backup_id"], "restore_time": saga.restore.get("restore_time"),
+                    "agent_public_key": saga.agent_public_key}, subject=saga.restore["backup_id"], source=SOURCE))
             elif effect == "activate":
                 inst = (await uow.conn.execute(select(instances).where(
                     instances.c.instance_id == instance_id))).one()
@@ -154,7 +159,9 @@ class Provisioner:
             await uow.conn.execute(instances.insert().values(
                 instance_id=d["instance_id"], project_id=d["project_id"], spec=json.dumps(spec),
                 status="BUILD", epoch=1))
-            saga = CreateSaga(needs_credentials=bool(d["users"]), started_at=time.time())
+            restore = ({"backup_id": d["restore_backup_id"], "restore_time": d.get("restore_time")}
+                       if d.get("restore_backup_id") else None)
+            saga = CreateSaga(needs_credentials=bool(d["users"]), started_at=time.time(), restore=restore)
             await uow.conn.execute(operations.insert().values(
                 op_id=f"{d['instance_id']}:create", instance_id=d["instance_id"], kind="create",
                 step=saga.step, deadline=saga.deadline(now()), data=json.dumps(saga.to_dict()),
@@ -206,6 +213,10 @@ class Provisioner:
             saga.prepare_finished(d["command_id"], d["success"])
             return None if d["success"] else f"The database could not be prepared: {d['error']}"
         await self._advance(event, d["instance_id"], change)
+
+    async def restore_finished(self, event: Event) -> None:
+        d = event.data
+        await self._advance(event, d["instance_id"], lambda saga: saga.restore_finished(d["success"], d["message"]))
 
     async def claim_resized(self, event: Event) -> None:
         """The scheduler's answer to a resize_claim step."""

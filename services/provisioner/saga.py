@@ -16,6 +16,7 @@ STEP_DEADLINES = {
     "placing": _seconds("placing", 30),
     "registering": _seconds("registering", 60),
     "awaiting_credentials": _seconds("awaiting_credentials", 30),
+    "restoring": _seconds("restoring", 1800),
     "preparing": _seconds("preparing", 120),
 }
 
@@ -23,6 +24,7 @@ FAULTS = {
     "placing": "The scheduler did not place the instance in time.",
     "registering": "The instance's agent did not start in time.",
     "awaiting_credentials": "The user credentials did not reach the provisioner in time.",
+    "restoring": "The backup was not restored in time.",
     "preparing": "The database did not become ready in time.",
 }
 
@@ -36,6 +38,8 @@ class CreateSaga:
     sealed_for: str | None = None
     agent_public_key: str | None = None
     prepare_command_id: str | None = None
+    restore: dict | None = None    # {"backup_id", "restore_time"}: fill the instance from a backup first
+    restored: bool = False
     started_at: float = 0.0  # epoch seconds, for the saga-duration metric
     effects: list[str] = field(default_factory=list)  # what the handler must do now
 
@@ -58,12 +62,28 @@ class CreateSaga:
     def _maybe_prepare(self) -> None:
         if self.step not in ("registering", "awaiting_credentials") or not self.registered:
             return
+        # a restore replaces the data first: the databases and users are made in the restored data
+        if self.restore and not self.restored:
+            self.step = "restoring"
+            self.effects.append("restore")
+            return
         # credentials only open with the key they were sealed to
         if self.needs_credentials and not (self.sealed_credentials and self.sealed_for == self.agent_public_key):
             self.step = "awaiting_credentials"
             return
         self.step = "preparing"
         self.effects.append("prepare")
+
+    def restore_finished(self, success: bool, message: str) -> str | None:
+        if self.step != "restoring":
+            return None
+        if not success:
+            self.step = "failed"
+            self.effects.append("fail")
+            return message
+        self.restored, self.step = True, "awaiting_credentials"
+        self._maybe_prepare()
+        return None
 
     def prepare_finished(self, command_id: str, success: bool) -> None:
         if self.step != "preparing" or command_id != self.prepare_command_id:

@@ -49,6 +49,8 @@ def create_requested() -> dict:
             {"name": "bob", "host": "%", "databases": []},
         ],
         "configuration": '{"max_connections": 200}',
+        "restore_backup_id": "b-1",
+        "restore_time": None,
     }
 
 

@@ -11,7 +11,7 @@ from services.provisioner import saga as saga_module
 from services.provisioner.saga import FAULTS, STEP_DEADLINES, CreateSaga
 
 KEY, NEW_KEY = "pk-1", "pk-2"
-STEPS = ["placing", "registering", "awaiting_credentials", "preparing"]
+STEPS = ["placing", "registering", "awaiting_credentials", "restoring", "preparing"]
 
 
 def take(s: CreateSaga) -> list[str]:
@@ -171,3 +171,29 @@ def test_persisted_state_round_trips():
     )
     back.prepare_finished("cmd-9", success=True)
     assert back.step == "done" and back.effects == ["activate"]
+
+
+def test_a_restore_fills_the_instance_before_its_databases_and_users_are_made():
+    s = CreateSaga(needs_credentials=True, restore={"backup_id": "b-1", "restore_time": None})
+    s.placed()
+    take(s)
+    s.agent_registered(KEY)
+    assert s.step == "restoring" and take(s) == ["restore"]
+    s.credentials_arrived("sealed", KEY)   # they wait for the restore
+    s.agent_registered(KEY)                # an agent restart does not ask twice
+    assert s.step == "restoring" and take(s) == []
+    assert s.restore_finished(True, "") is None
+    to_preparing(s)
+    s.prepare_finished("cmd-1", success=True)
+    assert s.step == "done" and take(s) == ["activate"]
+
+
+def test_a_failed_restore_fails_the_create_with_its_reason():
+    s = CreateSaga(restore={"backup_id": "b-1", "restore_time": None})
+    s.placed()
+    s.agent_registered(KEY)
+    take(s)
+    assert s.restore_finished(False, "Backup b-1 could not be restored: frame 0 fails authentication") \
+        == "Backup b-1 could not be restored: frame 0 fails authentication"
+    assert s.step == "failed" and take(s) == ["fail"]
+    assert s.restore_finished(True, "") is None and s.step == "failed"  # a late answer changes nothing

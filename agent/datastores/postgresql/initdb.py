@@ -11,6 +11,7 @@ from .engine_user import bindir, chown_to_engine_user, run
 
 HBA = """# written by the Coffer agent
 local   all   all                 trust
+local   replication   all         trust
 host    all   all   0.0.0.0/0     scram-sha-256
 host    all   all   ::/0          scram-sha-256
 """

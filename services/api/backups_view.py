@@ -1,0 +1,79 @@
+"""The API's view of backups, projected from coffer.backup.status_changed.v1 (the
+backup service owns the backups; services/api/backups.py serves the view)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+
+from plumbing.envelope import Event
+
+from . import operations, policy
+from .faults import Fault, bad_request, not_found
+from .rest import now
+from .tables import backups, instances
+
+RUNNING = ("NEW", "BUILDING", "SAVING")
+ENDED = ("COMPLETED", "FAILED")
+
+
+async def find(conn, request, backup_id: str | None = None):
+    backup_id = backup_id or request.match_info["backup"]
+    query_ = select(backups).where(backups.c.id == backup_id)
+    if not policy.is_admin(request):
+        query_ = query_.where(backups.c.project_id == request["project"])
+    row = (await conn.execute(query_)).first()
+    if row is None:
+        raise not_found(f"Backup {backup_id} could not be found.")
+    return row
+
+
+async def restore_source(conn, request, restore_point):
+    """The backup a restorePoint names (Trove: unknown -> 404, not COMPLETED -> 409),
+    and its restore_time (Coffer's extension: ISO-8601), or (None, None)."""
+    if restore_point is None:
+        return None, None
+    if not isinstance(restore_point, dict) or not isinstance(restore_point.get("backupRef"), str):
+        raise bad_request("Validation error: instance['restorePoint'] needs a backupRef (a backup id).")
+    backup = await find(conn, request, restore_point["backupRef"].rstrip("/").rsplit("/", 1)[-1])
+    if backup.status != "COMPLETED":
+        raise Fault(409, f"Backup {backup.id} cannot be restored: it is {backup.status}, not COMPLETED.")
+    restore_time = restore_point.get("restore_time")
+    if restore_time is not None:
+        try:
+            moment = datetime.fromisoformat(str(restore_time).replace("Z", "+00:00"))
+        except ValueError:
+            raise bad_request("Validation error: restorePoint['restore_time'] must be an ISO-8601 time.")
+        restore_time = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(
+            timezone.utc).isoformat()
+    return backup, restore_time
+
+
+def check_restorable(backup, datastore: str, version: str, restore_time: str | None) -> None:
+    if (backup.datastore, backup.datastore_version) != (datastore, version):
+        raise bad_request(f"Backup {backup.id} is of {backup.datastore} {backup.datastore_version}; it cannot be "
+                          f"restored into {datastore} {version}.")
+    if restore_time and datastore != "postgresql":
+        raise bad_request("A restore to a point in time (restore_time) is available for PostgreSQL only in "
+                          "this Coffer release.")
+
+
+async def project(uow, event: Event) -> None:
+    """coffer.backup.status_changed.v1 into the view; a backup that ends gives its
+    instance back the status it had."""
+    d = event.data
+    row = (await uow.conn.execute(select(backups).where(backups.c.id == d["backup_id"]))).first()
+    if d["status"] == "DELETED":
+        await uow.conn.execute(backups.delete().where(backups.c.id == d["backup_id"]))
+        return
+    if row is None:
+        return  # not requested through this API (or already deleted): nothing to show
+    if row.status in ENDED + ("DELETE_FAILED",) and d["status"] in RUNNING:
+        return  # a late NEW/BUILDING after the end
+    await uow.conn.execute(update(backups).where(backups.c.id == row.id).values(
+        status=d["status"], message=d["message"], size_bytes=d["size_bytes"], checksum=d["checksum"],
+        location=d["location"], updated_at=operations.event_time(event)))
+    if d["status"] in ENDED and row.status not in ENDED:
+        await uow.conn.execute(update(instances).where(
+            instances.c.id == row.instance_id, instances.c.task == "backup").values(
+            task=None, status=row.instance_status_before, updated_at=now()))

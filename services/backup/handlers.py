@@ -1,0 +1,301 @@
+"""The backup service's handlers: a request becomes a backup BUILDING on the
+instance's agent (which streams the bytes to the object store), the agent's result
+makes it COMPLETED or FAILED; a delete removes a backup and its incremental children.
+Every status change is a public coffer.backup.status_changed.v1 event, written in
+the same transaction as the change (outbox)."""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+
+from plumbing import backupkeys, sealing
+from plumbing import topics as T
+from plumbing.envelope import Event, utcnow
+from plumbing.logs import log
+from plumbing.objectstore import ObjectNotFound, ObjectStore
+from plumbing.outbox import Store, UnitOfWork
+
+from .tables import agent_keys, archives, backupable, backups, restores
+
+SOURCE = "backup"
+logger = logging.getLogger("backup")
+# a backup the agent has not reported on within this long FAILS: it never stays BUILDING
+DEADLINE_SECONDS = float(os.environ.get("COFFER_BACKUP_DEADLINE_SECONDS", "3600"))
+COMMAND_SUFFIX = ":backup"  # command ids are <backup id>:backup
+RESTORE_SUFFIX = ":restore"  # and <instance id>:restore
+STORE_SCHEME = os.environ.get("COFFER_OBJECT_STORE", "local")
+
+
+def container_for(project_id: str) -> str:
+    """One container per project."""
+    return f"coffer-backups-{project_id}"
+
+
+def location(row) -> str:
+    return f"{STORE_SCHEME}://{row.container}/{row.object}"
+
+
+def status_event(cause: Event, row, status: str, message: str = "") -> Event:
+    event = cause.caused("coffer.backup.status_changed.v1", {
+        "backup_id": row.id, "project_id": row.project_id, "instance_id": row.instance_id, "name": row.name,
+        "description": row.description, "parent_id": row.parent_id, "incremental": row.parent_id is not None,
+        "datastore": row.datastore, "datastore_version": row.datastore_version, "status": status,
+        "size_bytes": row.size_bytes if status == "COMPLETED" else 0,
+        "checksum": row.checksum if status == "COMPLETED" else "",
+        "location": location(row) if status == "COMPLETED" else "", "message": message},
+        subject=row.id, source=SOURCE)
+    event.project = row.project_id
+    return event
+
+
+class BackupHandlers:
+    def __init__(self, store: Store, objects: ObjectStore, master_key: bytes):
+        self.store, self.objects, self.master_key = store, objects, master_key
+
+    async def _row(self, uow: UnitOfWork, backup_id: str):
+        return (await uow.conn.execute(select(backups).where(backups.c.id == backup_id))).first()
+
+    async def _set(self, uow: UnitOfWork, cause: Event, backup_id: str, status: str, message: str = "",
+                   **values) -> None:
+        await uow.conn.execute(update(backups).where(backups.c.id == backup_id).values(
+            status=status, message=message, **values))
+        row = await self._row(uow, backup_id)
+        await uow.emit(T.BACKUP_EVENTS, status_event(cause, row, status, message))
+
+    # -- instances and their agents ----------------------------------------------
+    async def instance_event(self, event: Event) -> None:
+        iid = event.data["instance_id"]
+        if event.type == "coffer.instance.failed.v1" and event.data["operation"] != "create":
+            return
+
+        async def apply(uow):
+            await uow.conn.execute(delete(backupable).where(backupable.c.instance_id == iid))
+            if event.type == "coffer.instance.active.v1":
+                await uow.conn.execute(backupable.insert().values(
+                    instance_id=iid, project_id=event.project, address=event.data["address"]))
+        await self.store.handled_once(event, apply)
+
+    async def agent_registered(self, event: Event) -> None:
+        d = event.data
+
+        async def apply(uow):
+            await uow.conn.execute(delete(agent_keys).where(agent_keys.c.instance_id == d["instance_id"]))
+            await uow.conn.execute(agent_keys.insert().values(instance_id=d["instance_id"],
+                                                              public_key=d["public_key"]))
+        await self.store.handled_once(event, apply)
+
+    # -- a backup is asked for ----------------------------------------------------
+    async def requested(self, event: Event) -> None:
+        d = event.data
+
+        async def apply(uow: UnitOfWork):
+            if await self._row(uow, d["backup_id"]) is not None:
+                return
+            parent = await self._row(uow, d["parent_id"]) if d.get("parent_id") else None
+            backup_id = d["backup_id"]
+            data_key = backupkeys.new_data_key()
+            await uow.conn.execute(backups.insert().values(
+                id=backup_id, project_id=d["project_id"], instance_id=d["instance_id"], name=d["name"],
+                description=d.get("description") or "", parent_id=d.get("parent_id"),
+                datastore=d["datastore"], datastore_version=d["datastore_version"], status="NEW", message="",
+                container=container_for(d["project_id"]), object=f"{d['instance_id']}/{backup_id}",
+                wrapped_key=backupkeys.wrap(self.master_key, data_key, backup_id), size_bytes=0, checksum="",
+                engine_meta="{}", created_at=utcnow(), deadline=utcnow() + timedelta(seconds=DEADLINE_SECONDS)))
+            row = await self._row(uow, backup_id)
+            await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "NEW"))
+            refusal = await self._refusal(uow, row, parent)
+            if refusal:
+                await self._set(uow, event, backup_id, "FAILED", refusal)
+                return
+            key = (await uow.conn.execute(select(agent_keys.c.public_key).where(
+                agent_keys.c.instance_id == row.instance_id))).scalar_one()
+            await self._set(uow, event, backup_id, "BUILDING")
+            arguments = {"backup_id": backup_id, "container": row.container, "object": row.object,
+                         "parent": json.loads(parent.engine_meta) if parent else None}
+            secrets = {"data_key": base64.b64encode(data_key).decode()}
+            if row.datastore == "postgresql":
+                archive = await self._archive(uow, row)
+                arguments["archive"] = {"container": archive.container, "prefix": archive.prefix}
+                secrets["archive_key"] = self._archive_key(archive)
+            await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
+                "instance_id": row.instance_id, "command_id": backup_id + COMMAND_SUFFIX, "epoch": 1,
+                "command": "backup", "arguments": json.dumps(arguments), "sealed": sealing.seal(key, secrets)},
+                subject=row.instance_id, source=SOURCE))
+        await self.store.handled_once(event, apply)
+
+    async def _archive(self, uow: UnitOfWork, row):
+        """The instance's WAL archive, made with its first backup."""
+        query = select(archives).where(archives.c.instance_id == row.instance_id)
+        archive = (await uow.conn.execute(query)).first()
+        if archive is None:
+            await uow.conn.execute(archives.insert().values(
+                instance_id=row.instance_id, project_id=row.project_id, container=row.container,
+                prefix=f"{row.instance_id}/wal/", wrapped_key=backupkeys.wrap(
+                    self.master_key, backupkeys.new_data_key(), f"wal:{row.instance_id}")))
+            archive = (await uow.conn.execute(query)).one()
+        return archive
+
+    def _archive_key(self, archive) -> str:
+        return base64.b64encode(backupkeys.unwrap(self.master_key, archive.wrapped_key,
+                                                  f"wal:{archive.instance_id}")).decode()
+
+    async def _refusal(self, uow: UnitOfWork, row, parent) -> str:
+        """Why the backup cannot start, or ""."""
+        if (await uow.conn.execute(select(backupable).where(backupable.c.instance_id == row.instance_id))).first() \
+                is None:
+            return "The instance is not running, so it cannot be backed up."
+        if (await uow.conn.execute(select(agent_keys).where(agent_keys.c.instance_id == row.instance_id))).first() \
+                is None:
+            return "The instance's agent has not registered yet; try again in a moment."
+        if row.parent_id and (parent is None or parent.status != "COMPLETED"
+                              or parent.instance_id != row.instance_id):
+            return f"The parent backup {row.parent_id} is not a completed backup of this instance."
+        return ""
+
+    # -- the agent's report -------------------------------------------------------
+    async def command_result(self, event: Event) -> None:
+        d = event.data
+        if d["command"] == "restore" and d["command_id"].endswith(RESTORE_SUFFIX):
+            await self.restore_result(event)
+            return
+        if d["command"] != "backup" or not d["command_id"].endswith(COMMAND_SUFFIX):
+            return
+        backup_id = d["command_id"][:-len(COMMAND_SUFFIX)]
+
+        async def apply(uow: UnitOfWork):
+            row = await self._row(uow, backup_id)
+            if row is None or row.status != "BUILDING":
+                return  # a late report of a backup that already timed out or was deleted
+            if not d["success"]:
+                log(logger, logging.WARNING, "backup failed", backup_id=backup_id, error=d["error"])
+                await self._set(uow, event, backup_id, "FAILED", f"The backup failed: {d['error']}")
+                return
+            output = json.loads(d.get("output") or "{}")
+            await self._set(uow, event, backup_id, "COMPLETED", size_bytes=int(output["size_bytes"]),
+                            checksum=output["sha256"], engine_meta=json.dumps(output.get("meta") or {}))
+        await self.store.handled_once(event, apply)
+
+    # -- restore into a new instance ----------------------------------------------
+    async def restore_requested(self, event: Event) -> None:
+        d = event.data
+
+        async def apply(uow: UnitOfWork):
+            if (await uow.conn.execute(select(restores).where(restores.c.instance_id == d["instance_id"]))).first():
+                return
+            await uow.conn.execute(restores.insert().values(instance_id=d["instance_id"], project_id=d["project_id"],
+                                                            backup_id=d["backup_id"], status="RESTORING"))
+            chain, problem = await self._chain(uow, d["backup_id"], d["project_id"])
+            if problem:
+                await self._restore_ended(uow, event, d["instance_id"], False, problem)
+                return
+            try:
+                keys = [base64.b64encode(backupkeys.unwrap(self.master_key, b.wrapped_key, b.id)).decode()
+                        for b in chain]
+            except backupkeys.WrappedKeyError as exc:
+                await self._restore_ended(uow, event, d["instance_id"], False, f"{exc}: was the master key changed?")
+                return
+            arguments = {"chain": [{"backup_id": b.id, "container": b.container, "object": b.object,
+                                    "sha256": b.checksum, "meta": json.loads(b.engine_meta)} for b in chain],
+                         "restore_time": d.get("restore_time")}
+            secrets = {"data_keys": keys}
+            # PostgreSQL replays its WAL archive to a moment, or to its last incremental backup's end
+            if d.get("restore_time") or (chain[0].datastore == "postgresql" and len(chain) > 1):
+                archive = (await uow.conn.execute(select(archives).where(
+                    archives.c.instance_id == chain[0].instance_id))).first()
+                if archive is None:
+                    await self._restore_ended(uow, event, d["instance_id"], False,
+                                              f"Instance {chain[0].instance_id} has no WAL archive: it cannot be "
+                                              "restored to a point in time.")
+                    return
+                arguments["archive"] = {"container": archive.container, "prefix": archive.prefix}
+                secrets["archive_key"] = self._archive_key(archive)
+            await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
+                "instance_id": d["instance_id"], "command_id": d["instance_id"] + RESTORE_SUFFIX, "epoch": 1,
+                "command": "restore", "arguments": json.dumps(arguments),
+                "sealed": sealing.seal(d["agent_public_key"], secrets)},
+                subject=d["instance_id"], source=SOURCE))
+        await self.store.handled_once(event, apply)
+
+    async def _chain(self, uow: UnitOfWork, backup_id: str, project_id: str) -> tuple[list, str]:
+        """The backup and its ancestors, full first, each COMPLETED with its object
+        present at its recorded size; or why not."""
+        chain, next_id = [], backup_id
+        while next_id:
+            row = await self._row(uow, next_id)
+            if row is None or row.project_id != project_id:
+                return [], f"Backup {next_id} does not exist (any more)."
+            if row.status != "COMPLETED":
+                return [], f"Backup {row.id} is {row.status}, not COMPLETED."
+            try:
+                stored = await self.objects.head(row.container, row.object)
+            except ObjectNotFound:
+                return [], f"The object of backup {row.id} is missing from the object store."
+            if stored.size != row.size_bytes:
+                return [], (f"The object of backup {row.id} has {stored.size} bytes where {row.size_bytes} were "
+                            "stored: it was altered.")
+            chain.append(row)
+            next_id = row.parent_id
+        return list(reversed(chain)), ""
+
+    async def _restore_ended(self, uow: UnitOfWork, cause: Event, instance_id: str, success: bool,
+                             message: str) -> None:
+        row = (await uow.conn.execute(select(restores).where(restores.c.instance_id == instance_id))).one()
+        await uow.conn.execute(update(restores).where(restores.c.instance_id == instance_id).values(
+            status="DONE" if success else "FAILED"))
+        event = cause.caused("coffer.backup.restore_finished.v1", {
+            "instance_id": instance_id, "project_id": row.project_id, "backup_id": row.backup_id,
+            "success": success, "message": message}, subject=instance_id, source=SOURCE)
+        event.project = row.project_id
+        await uow.emit(T.BACKUP_EVENTS, event)
+
+    async def restore_result(self, event: Event) -> None:
+        d = event.data
+        instance_id = d["command_id"][:-len(RESTORE_SUFFIX)]
+
+        async def apply(uow: UnitOfWork):
+            row = (await uow.conn.execute(select(restores).where(restores.c.instance_id == instance_id))).first()
+            if row is None or row.status != "RESTORING":
+                return
+            message = "" if d["success"] else f"Backup {row.backup_id} could not be restored: {d['error']}"
+            await self._restore_ended(uow, event, instance_id, d["success"], message)
+        await self.store.handled_once(event, apply)
+
+    # -- deletion -----------------------------------------------------------------
+    async def delete_requested(self, event: Event) -> None:
+        """The backup and every backup built on it, children first: an incremental
+        backup is useless without its parent."""
+        async def apply(uow: UnitOfWork):
+            doomed, frontier = [], [event.data["backup_id"]]
+            while frontier:
+                rows = (await uow.conn.execute(select(backups).where(backups.c.id.in_(frontier)))).all()
+                doomed += rows
+                frontier = [r.id for r in (await uow.conn.execute(select(backups.c.id).where(
+                    backups.c.parent_id.in_([r.id for r in rows])))).all()]
+            for row in reversed(doomed):
+                try:
+                    await self.objects.delete(row.container, row.object)
+                except Exception as exc:  # the user sees DELETE_FAILED and may delete again
+                    log(logger, logging.ERROR, "backup object not deleted", backup_id=row.id, error=repr(exc))
+                    await self._set(uow, event, row.id, "DELETE_FAILED", "The backup's object could not be "
+                                                                         "deleted; delete it again.")
+                    return
+                await uow.conn.execute(delete(backups).where(backups.c.id == row.id))
+                await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "DELETED"))
+        await self.store.handled_once(event, apply)
+
+    # -- deadlines ----------------------------------------------------------------
+    async def expire(self) -> int:
+        async with self.store.uow() as uow:
+            late = (await uow.conn.execute(select(backups).where(
+                backups.c.status.in_(("NEW", "BUILDING")), backups.c.deadline < utcnow()))).all()
+            for row in late:
+                cause = Event("coffer.backup.expired", row.id, {}, source=SOURCE, project=row.project_id)
+                await self._set(uow, cause, row.id, "FAILED",
+                                f"The backup did not finish within {DEADLINE_SECONDS:.0f} s: the instance's "
+                                "agent did not report back.")
+        return len(late)

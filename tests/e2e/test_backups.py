@@ -1,0 +1,313 @@
+"""Backups through python-troveclient against the whole stack: the agents stream real
+pg_basebackup / mariadb-backup / RDB snapshots, compressed and encrypted, into the
+local object store; the backup service records them and says so on
+coffer.backup.events."""
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pymysql
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer
+from troveclient import exceptions as trove_exc
+
+from plumbing import topics as T
+from plumbing.bus import decode_record
+from tests.conftest import trove, wait_for
+from tests.e2e.support import installed_pg_version, wait_active, wait_gone
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "Backup-pass-1"
+USERS = [{"name": "app", "password": PASSWORD, "databases": [{"name": "appdb"}]}]
+
+
+def mariadb_version() -> str:
+    out = subprocess.run(["/usr/sbin/mariadbd", "--version"], capture_output=True, text=True, timeout=10).stdout
+    return re.search(r"Ver (\d+\.\d+)\.\d+", out).group(1)
+
+
+def redis_version(client) -> str:
+    return max(v.name for v in client.datastore_versions.list("redis"))
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    return trove(stack)
+
+
+@pytest.fixture(scope="module")
+def instances(stack, client):
+    """One running instance per engine, each with a little data."""
+    made = {
+        "postgresql": client.instances.create("bk-pg", "d1", volume={"size": 1}, datastore="postgresql",
+                                              datastore_version=installed_pg_version(),
+                                              databases=[{"name": "appdb"}], users=USERS),
+        "mariadb": client.instances.create("bk-maria", "d1", volume={"size": 1}, datastore="mariadb",
+                                           datastore_version=mariadb_version(), databases=[{"name": "appdb"}],
+                                           users=USERS),
+        "redis": client.instances.create("bk-redis", "d1", volume={"size": 1}, datastore="redis",
+                                         datastore_version=redis_version(client),
+                                         users=[{"name": "app", "password": PASSWORD}]),
+    }
+    active = {name: wait_active(client, inst.id, timeout=120) for name, inst in made.items()}
+    yield {name: (inst.id, inst.ip[0]) for name, inst in active.items()}
+    for inst in made.values():
+        client.instances.delete(inst.id)
+    for inst in made.values():
+        wait_gone(client, inst.id)
+
+
+def pg_write(address: str, statements: list[str]) -> None:
+    with psycopg.connect(host=address, port=5432, user="app", password=PASSWORD, dbname="appdb",
+                         autocommit=True) as conn:
+        for s in statements:
+            conn.execute(s)
+
+
+def maria_write(address: str, statements: list[str]) -> None:
+    with pymysql.connect(host=address, port=3306, user="app", password=PASSWORD, database="appdb",
+                         autocommit=True) as conn, conn.cursor() as cur:
+        for s in statements:
+            cur.execute(s)
+
+
+def pg_checksum(address: str) -> str:
+    with psycopg.connect(host=address, port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        return conn.execute("SELECT md5(string_agg(id || ':' || body, ',' ORDER BY id)) FROM notes").fetchone()[0]
+
+
+def maria_checksum(address: str) -> str:
+    with pymysql.connect(host=address, port=3306, user="app", password=PASSWORD, database="appdb") as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT MD5(GROUP_CONCAT(id, ':', body ORDER BY id SEPARATOR ',')) FROM notes")
+        return cur.fetchone()[0]
+
+
+def restore(client, backup, name: str, users=USERS, databases=({"name": "appdb"},)):
+    """A new instance from `backup`: the datastore and version are the backup's."""
+    return client.instances.create(name, "d1", volume={"size": 1}, restorePoint={"backupRef": backup.id},
+                                   databases=list(databases), users=users)
+
+
+def wait_backup(client, backup_id: str, timeout: float = 120):
+    def ended():
+        b = client.backups.get(backup_id)
+        return b if b.status in ("COMPLETED", "FAILED") else None
+    return wait_for(ended, timeout, interval=0.2, what=f"backup {backup_id} to end")
+
+
+def object_path(stack, backup) -> Path:
+    store, _, path = backup.locationRef.partition("://")
+    assert store == "local"
+    return stack.home / "objects" / path
+
+
+async def backup_events(bootstrap: str) -> list:
+    consumer = AIOKafkaConsumer(T.BACKUP_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None)
+    await consumer.start()
+    events = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            for records in batch.values():
+                events += [decode_record(r) for r in records]
+    finally:
+        await consumer.stop()
+    return events
+
+
+def test_a_postgresql_full_backup_is_stored_encrypted_and_announced(stack, client, instances):
+    iid, address = instances["postgresql"]
+    pg_write(address, ["CREATE TABLE notes (id int PRIMARY KEY, body text)",
+                       "INSERT INTO notes SELECT g, 'secret-note-' || g FROM generate_series(1, 2000) g"])
+    at_backup = pg_checksum(address)
+    created = client.backups.create("pg-full", instance=iid, description="first")
+    assert created.status == "NEW" and created.parent_id is None
+    # the instance shows BACKUP while its backup runs, and takes no other action
+    assert client.instances.get(iid).status == "BACKUP"
+    with pytest.raises(trove_exc.UnprocessableEntity):
+        client.backups.create("second", instance=iid)
+    with pytest.raises(trove_exc.UnprocessableEntity):
+        client.instances.restart(iid)
+    done = wait_backup(client, created.id)
+    assert done.status == "COMPLETED", getattr(done, "fail_reason", None)
+    assert done.datastore["type"] == "postgresql" and done.datastore["version_id"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="the instance back to ACTIVE")
+    stored = object_path(stack, done)
+    data = stored.read_bytes()
+    assert done.size == pytest.approx(len(data) / 1024 ** 3, abs=1e-6)
+    assert b"secret-note-" not in data and b"PG_VERSION" not in data  # encrypted, not a plain tar
+    assert done.id in [b.id for b in client.backups.list()]
+    assert [b.id for b in client.instances.backups(iid)] == [done.id]
+
+    events = [e for e in asyncio.run(backup_events(stack.bootstrap)) if e.subject == done.id]
+    assert [e.data["status"] for e in events] == ["NEW", "BUILDING", "COMPLETED"]
+    completed = events[-1].data
+    assert completed["size_bytes"] == len(data) and len(completed["checksum"]) == 64
+    assert completed["location"] == done.locationRef and events[-1].project == stack.project
+
+    # a new instance from the backup holds exactly the data of the source at the backup
+    pg_write(address, ["INSERT INTO notes VALUES (9999, 'after the backup')"])
+    restored = restore(client, done, "pg-restored")
+    assert restored.status == "BUILD"
+    restored = wait_active(client, restored.id, timeout=120)
+    assert restored.datastore["type"] == "postgresql"
+    assert pg_checksum(restored.ip[0]) == at_backup != pg_checksum(address)
+    client.instances.delete(restored.id)
+    wait_gone(client, restored.id)
+
+
+def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client, instances):
+    iid, address = instances["postgresql"]
+    [full] = [b for b in client.instances.backups(iid) if b.status == "COMPLETED"]  # archiving began with it
+    pg_write(address, ["CREATE TABLE moments (id int PRIMARY KEY, body text)",
+                       "INSERT INTO moments VALUES (1, 'before')"])
+    time.sleep(1)
+    with psycopg.connect(host=address, port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        target = conn.execute("SELECT now()").fetchone()[0]
+    time.sleep(1)
+    pg_write(address, ["INSERT INTO moments VALUES (2, 'after')"])
+    notes_now = pg_checksum(address)
+    # an operator's nudge instead of waiting for archive_timeout: close the segment holding both writes
+    with psycopg.connect(host=str(stack.home / "instances" / iid / "run"), user="postgres", dbname="postgres",
+                         autocommit=True) as conn:
+        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+    archived = stack.home / "objects" / f"coffer-backups-{stack.project}" / iid / "wal" / segment
+    wait_for(archived.exists, 60, interval=0.2, what=f"WAL segment {segment} archived")
+
+    restored = client.instances.create("pg-pitr", "d1", volume={"size": 1}, databases=[{"name": "appdb"}],
+                                       users=USERS, restorePoint={"backupRef": full.id,
+                                                                  "restore_time": target.isoformat()})
+    restored = wait_active(client, restored.id, timeout=120)
+    with psycopg.connect(host=restored.ip[0], port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        assert conn.execute("SELECT id, body FROM moments ORDER BY id").fetchall() == [(1, "before")]
+    assert pg_checksum(restored.ip[0]) == notes_now
+    client.instances.delete(restored.id)
+
+    # an incremental PostgreSQL backup is the WAL since its parent: restored, it ends where it was taken
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    pg_write(address, ["INSERT INTO moments VALUES (3, 'in the incremental')"])
+    incremental = wait_backup(client, client.backups.create("pg-inc", instance=iid, incremental=1).id)
+    assert incremental.status == "COMPLETED" and incremental.parent_id == full.id, \
+        getattr(incremental, "fail_reason", None)
+    pg_write(address, ["INSERT INTO moments VALUES (4, 'after the incremental')"])
+    from_incremental = wait_active(client, restore(client, incremental, "pg-from-inc").id, timeout=120)
+    with psycopg.connect(host=from_incremental.ip[0], port=5432, user="app", password=PASSWORD,
+                         dbname="appdb") as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM moments ORDER BY id").fetchall()] == [1, 2, 3]
+    client.instances.delete(from_incremental.id)
+    wait_gone(client, restored.id)
+    wait_gone(client, from_incremental.id)
+
+
+def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack, client, instances):
+    iid, address = instances["mariadb"]
+    maria_write(address, ["CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)",
+                          "INSERT INTO notes VALUES (1, 'one')"])
+    full = wait_backup(client, client.backups.create("maria-full", instance=iid).id)
+    assert full.status == "COMPLETED", getattr(full, "fail_reason", None)
+    maria_write(address, ["INSERT INTO notes VALUES (2, 'two')"])
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    incremental = client.backups.create("maria-inc", instance=iid, incremental=1)
+    assert incremental.parent_id == full.id  # incremental=1 builds on the newest completed backup
+    incremental = wait_backup(client, incremental.id)
+    assert incremental.status == "COMPLETED", getattr(incremental, "fail_reason", None)
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    maria_write(address, ["INSERT INTO notes VALUES (3, 'three')"])
+    explicit = wait_backup(client, client.backups.create("maria-inc2", instance=iid, parent_id=incremental.id).id)
+    assert explicit.status == "COMPLETED" and explicit.parent_id == incremental.id
+    at_last_backup = maria_checksum(address)
+    maria_write(address, ["INSERT INTO notes VALUES (4, 'after the backups')"])
+    # restored from the chain full -> incremental -> incremental, prepared in order
+    restored = wait_active(client, restore(client, explicit, "maria-restored").id, timeout=180)
+    assert maria_checksum(restored.ip[0]) == at_last_backup != maria_checksum(address)
+    with pymysql.connect(host=restored.ip[0], port=3306, user="app", password=PASSWORD, database="appdb") as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT id FROM notes ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [1, 2, 3]
+    client.instances.delete(restored.id)
+    objects = [object_path(stack, b) for b in (full, incremental, explicit)]
+    assert all(p.exists() for p in objects)
+
+    client.backups.delete(full.id)
+
+    def gone():
+        left = {b.id for b in client.backups.list()}
+        return not left & {full.id, incremental.id, explicit.id}
+    wait_for(gone, 30, what="the chain deleted")
+    wait_gone(client, restored.id)
+    assert not any(p.exists() for p in objects)
+    with pytest.raises(trove_exc.NotFound):
+        client.backups.get(incremental.id)
+
+
+def test_a_redis_backup_is_an_rdb_snapshot(stack, client, instances):
+    iid, address = instances["redis"]
+    r = redis.Redis(host=address, port=6379, username="app", password=PASSWORD, socket_timeout=5)
+    r.set("greeting", "hello")
+    done = wait_backup(client, client.backups.create("redis-full", instance=iid).id)
+    assert done.status == "COMPLETED", getattr(done, "fail_reason", None)
+    assert object_path(stack, done).stat().st_size > 0
+    r.set("greeting", "changed after the backup")
+    restored = wait_active(client, restore(client, done, "redis-restored",
+                                           users=[{"name": "app", "password": PASSWORD}], databases=()).id)
+    copy = redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD, socket_timeout=5)
+    assert copy.get("greeting") == b"hello"
+    client.instances.delete(restored.id)
+    wait_gone(client, restored.id)
+
+
+def test_a_corrupted_backup_is_refused_and_no_instance_runs_half_restored(stack, client, instances):
+    iid, address = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    redis.Redis(host=address, port=6379, username="app", password=PASSWORD, socket_timeout=5).set("k", "v" * 100000)
+    done = wait_backup(client, client.backups.create("to-corrupt", instance=iid).id)
+    assert done.status == "COMPLETED", getattr(done, "fail_reason", None)
+    path = object_path(stack, done)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40  # one bit, same size
+    path.write_bytes(bytes(data))
+    inst = restore(client, done, "from-corrupt", users=[{"name": "app", "password": PASSWORD}], databases=())
+
+    def failed():
+        got = client.instances.get(inst.id)
+        assert got.status != "ACTIVE", "a corrupted backup was restored"
+        return got if got.status == "ERROR" else None
+    failed = wait_for(failed, 120, interval=0.2, what="the restore to fail")
+    assert "could not be restored" in failed.fault["message"] and "authentication" in failed.fault["message"]
+    assert not (stack.home / "instances" / inst.id).exists()  # nothing of it is left running
+    client.instances.delete(inst.id)
+    wait_gone(client, inst.id)
+
+
+def test_restore_points_are_checked(client, instances):
+    iid, _ = instances["redis"]
+    with pytest.raises(trove_exc.NotFound):
+        client.instances.create("x", "d1", volume={"size": 1},
+                                restorePoint={"backupRef": "00000000-0000-0000-0000-000000000000"})
+    [backup, *_] = client.instances.backups(iid)
+    with pytest.raises(trove_exc.BadRequest):  # a Redis backup into PostgreSQL
+        client.instances.create("x", "d1", volume={"size": 1}, datastore="postgresql",
+                                datastore_version=installed_pg_version(), restorePoint={"backupRef": backup.id})
+
+
+def test_bad_requests_get_trove_answers(client, instances):
+    iid, _ = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    with pytest.raises(trove_exc.NotFound):
+        client.backups.create("x", instance="00000000-0000-0000-0000-000000000000")
+    with pytest.raises(trove_exc.NotFound):
+        client.backups.create("x", instance=iid, parent_id="00000000-0000-0000-0000-000000000000")
+    with pytest.raises(trove_exc.NotFound):
+        client.backups.get("00000000-0000-0000-0000-000000000000")
+    # an engine that cannot do it says why, and the instance is back to ACTIVE
+    failed = wait_backup(client, client.backups.create("redis-inc", instance=iid, incremental=1).id)
+    assert failed.status == "FAILED" and "incremental" in failed.fail_reason
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE after a failed backup")
