@@ -30,6 +30,9 @@ PUBLIC_EVENT_TYPES = [
                     "A day-2 action failed; the message says why, the status where it left the instance."),
     PublicEventType("coffer.instance.failed.v1", T.INSTANCE_EVENTS, "failure",
                     "An operation failed; the instance is in ERROR with a fault."),
+    PublicEventType("coffer.instance.replication_changed.v1", T.INSTANCE_EVENTS, "replication",
+                    "The instance's place in its replica set changed (primary, replica, left it) and the "
+                    "set's stable endpoint; one record per member."),
     PublicEventType("coffer.instance.deleted.v1", T.INSTANCE_EVENTS, "deletion",
                     "The instance and its data are gone."),
     PublicEventType("coffer.health.changed.v1", T.HEALTH_EVENTS, "availability",

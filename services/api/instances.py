@@ -16,7 +16,8 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.logs import log
 
-from . import accounts_view, datastores, flavors, groups, naming, operations, policy, quotas, validation, views
+from . import (accounts_view, datastores, flavors, groups, naming, operations, policy, quotas, replication,
+               validation, views)
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
@@ -59,6 +60,9 @@ class Instances:
                 {"address": STR, "type": STR})},
             "created": STR, "updated": STR, "locality": STR,
             "configuration": obj({"id": STR, "name": STR, "links": LINKS}),
+            "hostname": {"type": "string", "description": "a replica set's stable endpoint (the current primary)"},
+            "replica_of": obj({"id": STR, "links": LINKS}),
+            "replicas": {"type": "array", "items": obj({"id": STR, "links": LINKS})},
             "fault": obj({"message": STR, "created": STR, "details": STR})},
             ["id", "name", "status", "operating_status", "flavor", "datastore"]),
         "InstanceCreate": obj({
@@ -72,7 +76,8 @@ class Instances:
             "users": {"type": "array", "items": obj({"name": STR, "password": STR, "host": STR, "databases": {
                 "type": "array", "items": obj({"name": STR}, ["name"])}}, ["name", "password"])},
             "availability_zone": STR, "nics": {"type": "array"}, "access": {"type": "object"},
-            "replica_of": STR, "restorePoint": {"type": "object"},
+            "replica_of": STR, "replica_count": {"type": "integer", "minimum": 1, "maximum": 3},
+            "restorePoint": {"type": "object"},
             "configuration": {"type": "string", "description": "a configuration group to attach"}},
             ["name", "flavorRef", "volume"]),
         "InstanceUpdate": obj({"name": STR, "configuration": {"type": ["string", "null"]},
@@ -115,9 +120,10 @@ class Instances:
             page, next_link = await paginate_query(conn, select(instances).where(
                 instances.c.project_id == request["project"]), instances.c.id, request)
             group_names = await groups.names(conn, [r.configuration_id for r in page]) if detail else {}
+            replicas = await replication.replicas_of(conn, [r.id for r in page])
         page.sort(key=lambda r: r.created_at, reverse=True)  # Trove: the page newest first
-        return paged("instances", [views.instance(r, base_url(request), request["project"], detail, group_names)
-                                   for r in page], next_link)
+        return paged("instances", [views.instance(r, base_url(request), request["project"], detail, group_names,
+                                                  replicas) for r in page], next_link)
 
     async def list_detail(self, request):
         return await self.list(request, detail=True)
@@ -127,16 +133,21 @@ class Instances:
         async with reading(self.store) as conn:
             row = await find(conn, request)
             group_names = await groups.names(conn, [row.configuration_id])
+            replicas = await replication.replicas_of(conn, [row.id])
         return web.json_response({"instance": views.instance(row, base_url(request), row.project_id, True,
-                                                             group_names)})
+                                                             group_names, replicas)})
 
     # -- create and delete ---------------------------------------------------
     async def create(self, request):
         policy.authorize(request, "instance:create")
         spec = validation.body_object(await read_json(request), "instance")
         name = validation.instance_name(spec.get("name"))
-        if spec.get("replica_of") or spec.get("restorePoint"):
-            raise Fault(501, "Replicas and restores are not available yet in this Coffer release.")
+        if spec.get("replica_of"):
+            return await replication.create_replicas(request, self.store, spec, name)
+        if "replica_count" in spec:
+            raise bad_request("Validation error: replica_count is only valid with replica_of.")
+        if spec.get("restorePoint"):
+            raise Fault(501, "Restores are not available yet in this Coffer release.")
         flavor_id = validation.flavor_ref(spec.get("flavorRef"))
         volume_gb = validation.volume_size(spec.get("volume"))
         ds_spec = spec.get("datastore") or {}

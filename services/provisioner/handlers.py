@@ -15,6 +15,7 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.outbox import Store, UnitOfWork
 
+from . import replica_sets
 from .actions import ActionSaga
 from .drivers import ComputeDriver, LaunchSpec
 from .saga import CreateSaga
@@ -80,6 +81,10 @@ class Provisioner:
         for effect in saga.effects:
             if effect == "launch":
                 await self._launch(uow, event, inst, spec)
+            elif effect == "source":
+                await replica_sets.start_sourcing(uow, event, inst, saga)
+            elif effect == "prepare" and inst.replica_of:
+                await replica_sets.start_following(uow, event, inst, saga)
             elif effect == "prepare":
                 saga.prepare_command_id = str(uuid.uuid4())
                 await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.prepare.v1", {
@@ -95,6 +100,8 @@ class Provisioner:
                     "instance_id": instance_id, "address": inst.address, "port": inst.port,
                     "host": inst.host, "zone": inst.zone, "operating_status": "HEALTHY",
                     "engine_version": spec.get("version_number", "")}, source=SOURCE))
+                if inst.replica_of:
+                    await replica_sets.replica_active(uow, event, self.driver, inst)
             elif effect == "fail":
                 await self._fail(uow, event, instance_id, "create", step_before,
                                  fault or "The database could not be prepared.")
@@ -151,10 +158,13 @@ class Provisioner:
                     "details": ""}, source=SOURCE))
                 return
             spec = dict(d, port=offer.port, version_number=offer.version_number)
+            primary = await replica_sets.row(uow, d["replica_of"]) if d.get("replica_of") else None
             await uow.conn.execute(instances.insert().values(
                 instance_id=d["instance_id"], project_id=d["project_id"], spec=json.dumps(spec),
-                status="BUILD", epoch=1))
-            saga = CreateSaga(needs_credentials=bool(d["users"]), started_at=time.time())
+                status="BUILD", epoch=primary.epoch if primary else 1,
+                replica_of=primary.instance_id if primary else None))
+            saga = CreateSaga(needs_credentials=bool(d["users"]), started_at=time.time(),
+                              replica_of=primary.instance_id if primary else None)
             await uow.conn.execute(operations.insert().values(
                 op_id=f"{d['instance_id']}:create", instance_id=d["instance_id"], kind="create",
                 step=saga.step, deadline=saga.deadline(now()), data=json.dumps(saga.to_dict()),
@@ -196,6 +206,9 @@ class Provisioner:
 
     async def command_result(self, event: Event) -> None:
         d = event.data
+        if d["command_id"].startswith("create:"):  # a replica's create: its primary's and its own steps
+            await self._replica_step(event)
+            return
         if d["command"] != "prepare":
             output = json.loads(d.get("output") or "{}")
             await self._advance_action(event, d["command_id"].rsplit(":", 1)[0], lambda saga: saga.agent_reported(
@@ -206,6 +219,18 @@ class Provisioner:
             saga.prepare_finished(d["command_id"], d["success"])
             return None if d["success"] else f"The database could not be prepared: {d['error']}"
         await self._advance(event, d["instance_id"], change)
+
+    async def _replica_step(self, event: Event) -> None:
+        d = event.data
+        _, replica_id, stage = d["command_id"].split(":", 2)
+
+        def change(saga: CreateSaga):
+            if stage == "source":
+                saga.source_finished(d["command_id"], d["success"])
+                return None if d["success"] else f"The primary could not serve a replica: {d['error']}"
+            saga.prepare_finished(d["command_id"], d["success"])
+            return None if d["success"] else f"The replica could not copy its primary: {d['error']}"
+        await self._advance(event, replica_id, change)
 
     async def claim_resized(self, event: Event) -> None:
         """The scheduler's answer to a resize_claim step."""

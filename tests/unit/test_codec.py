@@ -49,6 +49,7 @@ def create_requested() -> dict:
             {"name": "bob", "host": "%", "databases": []},
         ],
         "configuration": '{"max_connections": 200}',
+        "replica_of": None,
     }
 
 

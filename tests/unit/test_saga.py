@@ -11,7 +11,7 @@ from services.provisioner import saga as saga_module
 from services.provisioner.saga import FAULTS, STEP_DEADLINES, CreateSaga
 
 KEY, NEW_KEY = "pk-1", "pk-2"
-STEPS = ["placing", "registering", "awaiting_credentials", "preparing"]
+STEPS = ["placing", "registering", "awaiting_credentials", "sourcing", "preparing"]
 
 
 def take(s: CreateSaga) -> list[str]:
@@ -171,3 +171,20 @@ def test_persisted_state_round_trips():
     )
     back.prepare_finished("cmd-9", success=True)
     assert back.step == "done" and back.effects == ["activate"]
+
+
+def test_a_replica_is_served_by_its_primary_before_it_copies_it():
+    s = CreateSaga(step="registering", replica_of="primary-id")
+    s.agent_registered("key")
+    assert s.step == "sourcing" and take(s) == ["source"]
+    s.source_command_id = "create:r:source"
+    s.source_finished("create:r:other", True)
+    assert s.step == "sourcing" and take(s) == []
+    s.source_finished("create:r:source", True)
+    assert s.step == "preparing" and take(s) == ["prepare"]
+
+
+def test_a_primary_that_cannot_serve_fails_the_replica():
+    s = CreateSaga(step="sourcing", replica_of="primary-id", source_command_id="c")
+    s.source_finished("c", False)
+    assert s.step == "failed" and take(s) == ["fail"]
