@@ -120,6 +120,10 @@ class DatastoreManager(ABC):
         re-point the streaming of data already shared with it."""
         raise NotImplementedError(f"{self.config.datastore} has no replication")
 
+    async def forget_replica(self, account: str) -> None:
+        """The replica served with `account` is gone: drop its account (and slot)."""
+        raise NotImplementedError(f"{self.config.datastore} has no replication")
+
     async def promote(self) -> None:
         """Stop replicating and accept writes."""
         raise NotImplementedError(f"{self.config.datastore} has no replication")

@@ -21,6 +21,11 @@ async def serve_replica(manager, arguments: dict, secrets: dict) -> None:
     await manager.serve_replica(_account(arguments), secrets["password"])
 
 
+@verb("forget_replica")
+async def forget_replica(manager, arguments: dict, secrets: dict) -> None:
+    await manager.forget_replica(_account(arguments))
+
+
 @verb("follow")
 async def follow(manager, arguments: dict, secrets: dict) -> None:
     await manager.follow(SourceLink(arguments["address"], int(arguments["port"]), _account(arguments),

@@ -199,6 +199,7 @@ class Instances:
         policy.authorize(request, "instance:delete")
         async with self.store.uow() as uow:
             row = await find(uow.conn, request)
+            await replication.refuse_deleting_a_primary(uow.conn, row)
             if row.task != "delete":
                 await uow.conn.execute(update(instances).where(instances.c.id == row.id).values(
                     status="SHUTDOWN", operating_status="", task="delete", updated_at=now()))

@@ -82,6 +82,12 @@ async def create_replicas(request, store, spec: dict, name: str) -> web.Response
                                                          replicas=replicas)})
 
 
+async def refuse_deleting_a_primary(conn, row) -> None:
+    """Trove's ReplicaSourceDeleteForbidden: detach or delete the replicas first."""
+    if (await replicas_of(conn, [row.id])).get(row.id):
+        raise Fault(403, f"Instance {row.id} is the primary of replicas; detach or delete them first.")
+
+
 async def replicas_of(conn, primary_ids: list[str]) -> dict[str, list[str]]:
     """primary id -> the ids of its replicas, for the views."""
     if not primary_ids:

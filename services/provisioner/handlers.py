@@ -256,7 +256,10 @@ class Provisioner:
                     "message": "The instance could not be deleted; delete it again.",
                     "details": f"{type(exc).__name__}: {exc}"}, source=SOURCE))
                 return
+            gone = (await uow.conn.execute(select(instances).where(instances.c.instance_id == instance_id))).first()
             await uow.conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
+            if gone is not None:
+                await replica_sets.member_deleted(uow, event, self.driver, gone)
             await uow.emit(T.INSTANCE_EVENTS, event.caused(
                 "coffer.instance.deleted.v1", {"instance_id": instance_id}, source=SOURCE))
         await self.store.handled_once(event, apply)

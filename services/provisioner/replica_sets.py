@@ -96,6 +96,24 @@ async def replica_active(uow: UnitOfWork, event: Event, driver: ComputeDriver, r
     await announce(uow, event, rs)
 
 
+async def member_deleted(uow: UnitOfWork, event: Event, driver: ComputeDriver, gone) -> None:
+    """After `gone` (its row, read before) was deleted: its primary forgets it, its
+    set hears the new topology; a deleted primary's set (the API refuses while it
+    has replicas) closes its endpoint."""
+    if gone.replica_of:
+        primary = await row(uow, gone.replica_of)
+        rs = await set_of(uow, gone.replica_of)
+        if primary is not None and primary.status == "ACTIVE":
+            await send(uow, event, primary, "forget_replica", {"account": account_for(gone.instance_id)},
+                       f"forget:{gone.instance_id}")
+        if rs is not None:
+            await announce(uow, event, rs)
+    rs = await set_of(uow, gone.instance_id)
+    if rs is not None:
+        driver.close_endpoint(rs.id)
+        await uow.conn.execute(replica_sets.delete().where(replica_sets.c.id == rs.id))
+
+
 async def announce(uow: UnitOfWork, event: Event, rs, left: tuple[str, ...] = ()) -> None:
     """coffer.instance.replication_changed.v1 for every member of the set (and for
     instances that `left` it), each keyed by its own id."""

@@ -8,6 +8,7 @@ import psycopg
 import pymysql
 import pytest
 import redis
+from troveclient.apiclient import exceptions
 
 from tests.conftest import trove, wait_for
 from tests.e2e.support import installed_pg_version, redis_admin, wait_active, wait_gone
@@ -66,7 +67,17 @@ def test_postgresql_replica_follows_its_primary(stack):
                          autocommit=True) as conn:
         conn.execute("INSERT INTO orders VALUES (3, 'ink')")
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
-    delete_all(client, replica, primary)
+    with pytest.raises(exceptions.Forbidden):  # Trove: detach or delete the replicas first
+        client.instances.delete(primary.id)
+    client.instances.delete(replica.id)
+    wait_gone(client, replica.id, timeout=60)
+
+    def slots():
+        with psycopg.connect(host=str(stack.home / "instances" / primary.id / "run"), user="postgres",
+                             dbname="postgres") as conn:
+            return conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0]
+    wait_for(lambda: slots() == 0, 30, what="the deleted replica's slot dropped")  # no WAL kept for it
+    delete_all(client, primary)
 
 
 def test_mariadb_replica_follows_its_primary(stack):

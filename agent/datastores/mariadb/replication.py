@@ -41,11 +41,14 @@ class MariadbReplication:
             conn.close()
 
     async def serve_replica(self, account: str, password: str) -> None:
-        account = f"'{account}'@'%'"
         secret = users.native_hash(password)
-        await asyncio.to_thread(self._sql, (f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY PASSWORD %s", (secret,)),
-                                (f"ALTER USER {account} IDENTIFIED BY PASSWORD %s", (secret,)),
-                                (f"GRANT {GRANTS} ON *.* TO {account}",))
+        escaped = f"'{account}'@'%%'"  # statements with parameters are %-formatted
+        await asyncio.to_thread(self._sql, (f"CREATE USER IF NOT EXISTS {escaped} IDENTIFIED BY PASSWORD %s", (secret,)),
+                                (f"ALTER USER {escaped} IDENTIFIED BY PASSWORD %s", (secret,)),
+                                (f"GRANT {GRANTS} ON *.* TO '{account}'@'%'",))
+
+    async def forget_replica(self, account: str) -> None:
+        await asyncio.to_thread(self._sql, (f"DROP USER IF EXISTS '{account}'@'%'",))
 
     def _change_master(self, source: SourceLink, use_gtid: str) -> list[tuple]:
         return [("STOP SLAVE",),

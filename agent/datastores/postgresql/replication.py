@@ -43,6 +43,22 @@ class PostgresReplication:
             if not slot:
                 await conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (account,))
 
+    async def forget_replica(self, account: str) -> None:
+        async with await self._admin() as conn:
+            # the slot would keep WAL for a replica that never comes back
+            await conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                               "WHERE slot_name = %s AND active_pid IS NOT NULL", (account,))
+            for _ in range(50):
+                row = await (await conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                                                (account,))).fetchone()
+                if row is None:
+                    break
+                if not row[0]:
+                    await conn.execute("SELECT pg_drop_replication_slot(%s)", (account,))
+                    break
+                await asyncio.sleep(0.1)
+            await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(account)))
+
     async def _allow_replication(self, conn) -> None:
         """Instances made before replication existed lack the pg_hba line."""
         hba = self.data / "pg_hba.conf"

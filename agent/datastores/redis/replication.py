@@ -16,8 +16,13 @@ SYNC_TIMEOUT_SECONDS = 120
 class RedisReplication:
     async def serve_replica(self, account: str, password: str) -> None:
         client = self._admin()
-        await client.execute_command("ACL", "SETUSER"(replica_id), "reset", "on",
+        await client.execute_command("ACL", "SETUSER", account, "reset", "on",
                                      f"#{password_hash(password)}", "+psync", "+replconf", "+ping")
+        await client.execute_command("ACL", "SAVE")
+
+    async def forget_replica(self, account: str) -> None:
+        client = self._admin()
+        await client.execute_command("ACL", "DELUSER", account)
         await client.execute_command("ACL", "SAVE")
 
     async def follow(self, source: SourceLink, copy_data: bool) -> None:
