@@ -2,11 +2,14 @@
 (a fresh copy, or re-pointing), promote, and report the replication state."""
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 from ..manager import SourceLink
 from . import verb
 
+CATCH_UP_SECONDS = 30
 ACCOUNT = re.compile(r"coffer_repl_[0-9a-f]{1,32}")  # the provisioner's names: nothing to quote
 
 
@@ -34,6 +37,13 @@ async def follow(manager, arguments: dict, secrets: dict) -> None:
 
 @verb("promote")
 async def promote(manager, arguments: dict, secrets: dict) -> dict:
+    """After a planned stop of the old primary, first catch up to its last position."""
+    target = int(arguments.get("catch_up_to") or 0)
+    deadline = time.monotonic() + CATCH_UP_SECONDS
+    while target and (await manager.replication_state()).position < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the replica did not reach position {target} within {CATCH_UP_SECONDS:.0f} s")
+        await asyncio.sleep(0.01)
     await manager.promote()
     return _state(await manager.replication_state())
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from plumbing import topics as T
 from plumbing.envelope import Event
 
-from . import flavors, policy, quotas, validation, views
+from . import flavors, operations, policy, quotas, views
 from .faults import Fault, bad_request, not_found
 from .rest import base_url, now
 from .tables import instances
@@ -107,3 +107,42 @@ async def replication_changed(uow, event: Event) -> None:
               "replica_of_id": d["primary_id"] if d["role"] == "replica" else None,
               "failover_enabled": d["failover_enabled"], "updated_at": now()}
     await uow.conn.execute(update(instances).where(instances.c.id == d["instance_id"]).values(**values))
+
+
+class Replication:
+    """The replica set's actions and update key, for the instance routes."""
+    PATHS: dict = {}  # actions of POST /instances/{id}/action and a key of PUT /instances/{id}, described there
+
+    def __init__(self, store):
+        self.store = store
+
+    def instance_actions(self) -> dict:
+        return {"promote_to_replica_source": self.promote, "eject_replica_source": self.eject}
+
+    def instance_updates(self) -> dict:
+        return {"replica_of": self.detach}
+
+    async def promote(self, request, uow, inst, value) -> None:
+        """A planned switchover: this replica becomes the primary, no write lost."""
+        if not inst.replica_of_id:
+            raise bad_request(f"Instance {inst.id} is not a replica.")
+        await operations.start(uow, inst, "promote_to_replica_source", {}, busy_status="PROMOTE")
+
+    async def eject(self, request, uow, inst, value) -> None:
+        """The primary is lost: fence it and promote its most advanced replica."""
+        if not (await replicas_of(uow.conn, [inst.id])).get(inst.id):
+            raise bad_request(f"Instance {inst.id} is not the primary of replicas.")
+        if inst.operating_status == "HEALTHY":
+            raise bad_request(f"Instance {inst.id} is healthy (its heartbeat is current): promote a replica "
+                              "instead.")
+        await operations.start(uow, inst, "eject_replica_source", {}, busy_status="EJECT",
+                               allowed=operations.RUNNING + ("ERROR",))
+
+    async def detach(self, request, uow, inst, value) -> None:
+        """Any value detaches (Trove): the replica becomes a standalone primary."""
+        if not inst.replica_of_id:
+            raise bad_request(f"Instance {inst.id} is not a replica.")
+        await operations.start(uow, inst, "detach_replica", {}, busy_status="DETACH")
+
+    def routes(self, app, prefix: str) -> None:
+        """No routes of its own."""

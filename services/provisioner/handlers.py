@@ -19,6 +19,9 @@ from . import replica_sets
 from .actions import ActionSaga
 from .drivers import ComputeDriver, LaunchSpec
 from .saga import CreateSaga
+from .switchovers import ACTIONS as SWITCHOVER_ACTIONS
+from .switchovers import Stale as SwitchoverStale
+from .switchovers import Switchovers
 from .tables import instances, operations
 
 SOURCE = "provisioner"
@@ -36,6 +39,7 @@ def now() -> datetime:
 class Provisioner:
     def __init__(self, store: Store, driver: ComputeDriver, kafka_bootstrap: str):
         self.store, self.driver, self.kafka_bootstrap = store, driver, kafka_bootstrap
+        self.switchovers = Switchovers(store, driver)
 
     # -- saga persistence ---------------------------------------------------
     async def _load(self, uow: UnitOfWork, instance_id: str):
@@ -209,6 +213,12 @@ class Provisioner:
         if d["command_id"].startswith("create:"):  # a replica's create: its primary's and its own steps
             await self._replica_step(event)
             return
+        if d["command_id"].startswith("sw:"):  # a replica set changing its primary
+            await self.switchovers.command_result(event)
+            return
+        if d["command_id"].startswith("dt:"):  # a replica detached
+            await self.switchovers.detach_result(event)
+            return
         if d["command"] != "prepare":
             output = json.loads(d.get("output") or "{}")
             await self._advance_action(event, d["command_id"].rsplit(":", 1)[0], lambda saga: saga.agent_reported(
@@ -267,6 +277,12 @@ class Provisioner:
     # -- day-2 actions ----------------------------------------------------------
     async def action_requested(self, event: Event) -> None:
         d = event.data
+        if d["action"] in SWITCHOVER_ACTIONS:
+            await self.switchovers.action_requested(event)
+            return
+        if d["action"] == "detach_replica":
+            await self.switchovers.detach_requested(event)
+            return
         ended: list[ActionSaga] = []
 
         async def apply(uow: UnitOfWork):
@@ -363,9 +379,11 @@ class Provisioner:
             try:
                 if kind == "create":
                     await self._advance(tick, instance_id, lambda saga: saga.expired())
+                elif kind == "switchover":
+                    await self.switchovers.expired(op_id)
                 else:
                     await self._advance_action(tick, op_id, lambda saga: saga.expired())
-            except StaleOperation:
+            except (StaleOperation, SwitchoverStale):
                 pass  # an event moved it on meanwhile; look again next tick
         return len(due)
 

@@ -83,6 +83,8 @@ class MariadbReplication:
             await asyncio.to_thread(self._copy_from, source)
             return
         # a replica re-pointed, or a primary stepping down: its own transactions count too
+        if not await self.is_running():
+            await self.bootstrap()
         await asyncio.to_thread(self._sql, ("SET GLOBAL read_only = 1",), *self._change_master(source, "current_pos"))
 
     async def promote(self) -> None:

@@ -26,6 +26,8 @@ class RedisReplication:
         await client.execute_command("ACL", "SAVE")
 
     async def follow(self, source: SourceLink, copy_data: bool) -> None:
+        if not await self.is_running():  # a primary stepping down after its planned stop
+            await self.bootstrap()
         client = self._admin()
         await client.execute_command("CONFIG", "SET", "masteruser", source.user)
         await client.execute_command("CONFIG", "SET", "masterauth", source.password)
