@@ -124,6 +124,10 @@ class DatastoreManager(ABC):
         """The replica served with `account` is gone: drop its account (and slot)."""
         raise NotImplementedError(f"{self.config.datastore} has no replication")
 
+    async def set_synchronous(self, enabled: bool) -> None:
+        """As a primary: acknowledge a commit only once a replica has it (or stop)."""
+        raise NotImplementedError(f"{self.config.datastore} has no synchronous replication")
+
     async def promote(self) -> None:
         """Stop replicating and accept writes."""
         raise NotImplementedError(f"{self.config.datastore} has no replication")

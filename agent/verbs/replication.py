@@ -29,6 +29,11 @@ async def forget_replica(manager, arguments: dict, secrets: dict) -> None:
     await manager.forget_replica(_account(arguments))
 
 
+@verb("set_synchronous")
+async def set_synchronous(manager, arguments: dict, secrets: dict) -> None:
+    await manager.set_synchronous(bool(arguments["enabled"]))
+
+
 @verb("follow")
 async def follow(manager, arguments: dict, secrets: dict) -> None:
     await manager.follow(SourceLink(arguments["address"], int(arguments["port"]), _account(arguments),

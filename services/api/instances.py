@@ -29,8 +29,9 @@ INSTANCE = param("instance", "instance id")
 
 # handler(request, uow, instance row, value from the body) -> a response, or None for Trove's empty 202
 ActionHandler = Callable[[web.Request, object, object, object], Awaitable[web.Response | None]]
-PUT_KEYS = {"name", "configuration", "replica_of", "access", "datastore_version"}
-PATCH_KEYS = {"name", "configuration", "replica_of", "slave_of", "datastore_version"}
+# `replication` is Coffer's extension: a replica set's failover switch and synchronous mode
+PUT_KEYS = {"name", "configuration", "replica_of", "access", "datastore_version", "replication"}
+PATCH_KEYS = {"name", "configuration", "replica_of", "slave_of", "datastore_version", "replication"}
 
 
 async def find(conn, request, instance_id: str | None = None):
@@ -63,6 +64,7 @@ class Instances:
             "hostname": {"type": "string", "description": "a replica set's stable endpoint (the current primary)"},
             "replica_of": obj({"id": STR, "links": LINKS}),
             "replicas": {"type": "array", "items": obj({"id": STR, "links": LINKS})},
+            "replication": obj({"failover_enabled": BOOL, "synchronous": BOOL}),
             "fault": obj({"message": STR, "created": STR, "details": STR})},
             ["id", "name", "status", "operating_status", "flavor", "datastore"]),
         "InstanceCreate": obj({
@@ -81,6 +83,7 @@ class Instances:
             "configuration": {"type": "string", "description": "a configuration group to attach"}},
             ["name", "flavorRef", "volume"]),
         "InstanceUpdate": obj({"name": STR, "configuration": {"type": ["string", "null"]},
+                               "replication": obj({"failover_enabled": BOOL, "synchronous": BOOL}),
                                "replica_of": {"type": ["string", "null"]}, "access": {"type": "object"},
                                "datastore_version": STR},
                               ),

@@ -105,7 +105,7 @@ async def replication_changed(uow, event: Event) -> None:
     d = event.data
     values = {"hostname": d["endpoint"] or None if d["role"] != "none" else None,
               "replica_of_id": d["primary_id"] if d["role"] == "replica" else None,
-              "failover_enabled": d["failover_enabled"], "updated_at": now()}
+              "failover_enabled": d["failover_enabled"], "synchronous": d["synchronous"], "updated_at": now()}
     await uow.conn.execute(update(instances).where(instances.c.id == d["instance_id"]).values(**values))
 
 
@@ -120,7 +120,18 @@ class Replication:
         return {"promote_to_replica_source": self.promote, "eject_replica_source": self.eject}
 
     def instance_updates(self) -> dict:
-        return {"replica_of": self.detach}
+        return {"replica_of": self.detach, "replication": self.configure}
+
+    async def configure(self, request, uow, inst, value) -> None:
+        """Coffer's extension: {"failover_enabled": bool, "synchronous": bool} for the
+        instance's replica set (given on any member)."""
+        if not isinstance(value, dict) or not value or set(value) - {"failover_enabled", "synchronous"} or \
+                not all(isinstance(v, bool) for v in value.values()):
+            raise bad_request("Validation error: replication takes failover_enabled and/or synchronous, "
+                              "each true or false.")
+        if not inst.hostname:
+            raise bad_request(f"Instance {inst.id} is in no replica set: make a replica of it first.")
+        await operations.start(uow, inst, "set_replication", value, exclusive=False)
 
     async def promote(self, request, uow, inst, value) -> None:
         """A planned switchover: this replica becomes the primary, no write lost."""

@@ -58,6 +58,8 @@ def instance(row, base: str, project: str, detail: bool, group_names: dict[str, 
         doc["addresses"] = [{"address": row.address, "type": "private"}]
     if row.hostname:
         doc["hostname"] = row.hostname  # the replica set's endpoint: it reaches the current primary
+        # Coffer's extension: the replica set's settings (PUT {"instance": {"replication": {...}}})
+        doc["replication"] = {"failover_enabled": row.failover_enabled, "synchronous": row.synchronous}
     if row.replica_of_id:
         doc["replica_of"] = {"id": row.replica_of_id, "links": links(base, project, "instances", row.replica_of_id)}
     if (replicas or {}).get(row.id):

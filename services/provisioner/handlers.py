@@ -219,6 +219,9 @@ class Provisioner:
         if d["command_id"].startswith("dt:"):  # a replica detached
             await self.switchovers.detach_result(event)
             return
+        if d["command_id"].startswith("cf:"):  # a replica set's settings
+            await self.switchovers.configure_result(event)
+            return
         if d["command"] != "prepare":
             output = json.loads(d.get("output") or "{}")
             await self._advance_action(event, d["command_id"].rsplit(":", 1)[0], lambda saga: saga.agent_reported(
@@ -282,6 +285,9 @@ class Provisioner:
             return
         if d["action"] == "detach_replica":
             await self.switchovers.detach_requested(event)
+            return
+        if d["action"] == "set_replication":
+            await self.switchovers.configure_requested(event)
             return
         ended: list[ActionSaga] = []
 

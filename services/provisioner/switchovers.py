@@ -139,6 +139,52 @@ class Switchovers:
                 await replica_sets.announce(uow, event, rs, left=(replica_id,))
         await self.store.handled_once(event, apply)
 
+    # -- a set's settings (PUT replication): automatic failover on/off, synchronous ------
+    async def configure_requested(self, event: Event) -> None:
+        d = event.data
+        wanted = json.loads(d["arguments"])
+
+        async def apply(uow: UnitOfWork):
+            inst = await replica_sets.row(uow, d["instance_id"])
+            rs = await replica_sets.set_of(uow, inst.replica_of or inst.instance_id)
+            outcome = {"instance_id": inst.instance_id, "operation_id": d["operation_id"],
+                       "action": "set_replication", "status": ""}
+            if rs is None:
+                await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_failed.v1", {
+                    **outcome, "message": "The instance is in no replica set.", "details": ""},
+                    subject=inst.instance_id, source=SOURCE))
+                return
+            values = {k: bool(wanted[k]) for k in ("failover_enabled", "synchronous") if k in wanted}
+            await uow.conn.execute(update(sets_table).where(sets_table.c.id == rs.id).values(**values))
+            rs = await replica_sets.set_of(uow, rs.primary_id)
+            await replica_sets.announce(uow, event, rs)
+            if "synchronous" in values:  # the primary's engine answers for it
+                primary = await replica_sets.row(uow, rs.primary_id)
+                await replica_sets.send(uow, event, primary, "set_synchronous", {"enabled": rs.synchronous},
+                                        f"cf:{d['operation_id']}:{inst.instance_id}")
+                return
+            await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {
+                **outcome, "output": "{}"}, subject=inst.instance_id, source=SOURCE))
+        await self.store.handled_once(event, apply)
+
+    async def configure_result(self, event: Event) -> None:
+        d = event.data
+        _, operation_id, instance_id = d["command_id"].split(":")
+        if operation_id == "-":
+            return  # after a switchover: the switchover's own events said what matters
+
+        async def apply(uow: UnitOfWork):
+            outcome = {"instance_id": instance_id, "operation_id": operation_id, "action": "set_replication",
+                       "status": ""}
+            if d["success"]:
+                await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {
+                    **outcome, "output": "{}"}, subject=instance_id, source=SOURCE))
+            else:
+                await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_failed.v1", {
+                    **outcome, "message": f"The primary could not change its replication mode: {d['error']}",
+                    "details": ""}, subject=instance_id, source=SOURCE))
+        await self.store.handled_once(event, apply)
+
     # -- advancing -------------------------------------------------------------------
     async def command_result(self, event: Event) -> None:
         d = event.data
@@ -236,6 +282,10 @@ class Switchovers:
         await uow.conn.execute(update(sets_table).where(sets_table.c.id == saga.set_id).values(
             primary_id=saga.target))
         rs = (await uow.conn.execute(select(sets_table).where(sets_table.c.id == saga.set_id))).one()
+        if rs.synchronous and set(saga.followers) - set(saga.followers_failed):
+            # synchronous again once it has a follower (a promoted replica starts without)
+            await replica_sets.send(uow, event, await replica_sets.row(uow, saga.target), "set_synchronous",
+                                    {"enabled": True}, f"cf:-:{saga.target}", epoch=saga.epoch)
         duration_ms = int((time.time() - saga.started_at) * 1000)
         if saga.operation_id:
             await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {

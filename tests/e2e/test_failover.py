@@ -4,12 +4,16 @@ the monitor fail over on its own: the old primary is fenced (powered off, out of
 the set), and writes through the set's stable endpoint reach the new primary."""
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
 import psycopg
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from plumbing import topics as T
+from plumbing.bus import decode_record
 from tests.conftest import trove, wait_for
 from tests.e2e.support import installed_pg_version, postmasters
 from tests.e2e.test_replication import APP_USER, PASSWORD, delete_all, make_set
@@ -82,3 +86,44 @@ def test_planned_promote_then_automatic_failover(stack):
     new = client.instances.get(first.id)
     assert not getattr(new, "replica_of", None) and new.hostname == second.hostname
     delete_all(client, fenced, new)
+
+
+def health_events(stack, instance_id: str) -> list:
+    """The health topic's events about one instance, decoded."""
+    async def read():
+        consumer = AIOKafkaConsumer(T.HEALTH_EVENTS, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest",
+                                    group_id=None)
+        await consumer.start()
+        found = []
+        try:
+            while batch := await consumer.getmany(timeout_ms=500):
+                for records in batch.values():
+                    found += [decode_record(r) for r in records if r.key == instance_id.encode()]
+        finally:
+            await consumer.stop()
+        return found
+    return asyncio.run(read())
+
+
+def test_no_failover_when_it_is_off_an_alert_instead(stack):
+    client = trove(stack)
+    primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
+                                users=APP_USER)
+    client.instances._update(f"/instances/{primary.id}", {"instance": {"replication": {"failover_enabled": False}}})
+    wait_for(lambda: client.instances.get(replica.id).replication["failover_enabled"] is False, 30,
+             what="failover off shown")
+    for pid in postmasters(stack.home / "instances" / primary.id):
+        os.kill(pid, signal.SIGKILL)
+
+    def alerted():
+        return [e for e in health_events(stack, primary.id) if e.type == "coffer.health.alert.v1"
+                and e.data["category"] == "failover"] or None
+    assert "off" in wait_for(alerted, 60, what="the failover alert")[0].data["message"]
+    assert not [e for e in health_events(stack, primary.id) if e.type == "coffer.failover.requested.v1"]
+    shown = client.instances.get(replica.id)
+    assert shown.replica_of["id"] == primary.id  # still a replica: nothing was promoted
+    with psycopg.connect(host=replica.ip[0], user="app", password=PASSWORD, dbname="appdb") as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+    client.instances.delete(replica.id)
+    wait_for(lambda: not getattr(client.instances.get(primary.id), "replicas", None), 60, what="replica gone")
+    delete_all(client, primary)

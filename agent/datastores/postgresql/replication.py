@@ -115,10 +115,18 @@ class PostgresReplication:
         async with await self._admin() as conn:
             return bool((await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone())[0])
 
+    async def set_synchronous(self, enabled: bool) -> None:
+        async with await self._admin() as conn:
+            await conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{'ANY 1 (*)' if enabled else ''}'")
+            await conn.execute("SELECT pg_reload_conf()")
+
     async def promote(self) -> None:
         async with await self._admin() as conn:
+            # a new primary waits for no replica until it has followers again (the provisioner says)
+            await conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
             if (await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone())[0]:
                 await conn.execute("SELECT pg_promote(true, 60)")
+            await conn.execute("SELECT pg_reload_conf()")
         (self.data / REPLICATION_CONF).unlink(missing_ok=True)
 
     async def replication_state(self) -> ReplicationState:
