@@ -38,6 +38,24 @@ class UserSpec:
 
 
 @dataclass(frozen=True)
+class SourceLink:
+    """Where a replica streams from: the source's address and the account (and, for
+    PostgreSQL, the replication slot) the source keeps for this replica."""
+    address: str
+    port: int
+    user: str
+    password: str
+    slot: str = ""
+
+
+@dataclass(frozen=True)
+class ReplicationState:
+    role: str            # "primary" or "replica"
+    position: int        # how far its data goes: WAL bytes, GTID sequence, replication offset
+    lag_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Metrics:
     engine_up: bool
     connections: int = 0
@@ -91,6 +109,31 @@ class DatastoreManager(ABC):
             self.config = old
             await self.restart()
             raise
+
+    # -- replication (agent/datastores/<engine>/replication.py) ------------------
+    async def serve_replica(self, account: str, password: str) -> None:
+        """Be a replication source for one replica: its account (and slot), named `account`."""
+        raise NotImplementedError(f"{self.config.datastore} has no replication")
+
+    async def follow(self, source: SourceLink, copy_data: bool) -> None:
+        """Replicate from `source`: a fresh copy of its data first, or (copy_data False)
+        re-point the streaming of data already shared with it."""
+        raise NotImplementedError(f"{self.config.datastore} has no replication")
+
+    async def forget_replica(self, account: str) -> None:
+        """The replica served with `account` is gone: drop its account (and slot)."""
+        raise NotImplementedError(f"{self.config.datastore} has no replication")
+
+    async def set_synchronous(self, enabled: bool) -> None:
+        """As a primary: acknowledge a commit only once a replica has it (or stop)."""
+        raise NotImplementedError(f"{self.config.datastore} has no synchronous replication")
+
+    async def promote(self) -> None:
+        """Stop replicating and accept writes."""
+        raise NotImplementedError(f"{self.config.datastore} has no replication")
+
+    async def replication_state(self) -> ReplicationState:
+        return ReplicationState("primary", 0)
 
     @property
     def restart_pending(self) -> bool:

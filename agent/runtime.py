@@ -181,14 +181,24 @@ class Agent:
     async def _beat(self) -> None:
         # after the bring-up, even a failed one (a restart may mend it), the engine speaks for itself
         m = await self.manager.metrics() if self.engine_up.done() else None
+        replication = await self._replication_state() if m and m.engine_up else None
         self.seq += 1
         await self.producer.send(T.TELEMETRY, self._event("coffer.telemetry.heartbeat.v1", {
             "instance_id": self.config.instance_id, "host": self.config.host, "seq": self.seq,
-            "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up), "role": "primary",
+            "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up),
+            "role": replication.role if replication else "primary",
+            "replication_position": replication.position if replication else 0,
+            "replication_lag_seconds": replication.lag_seconds if replication else 0.0,
             "connections": m.connections if m else 0, "xact_commit": m.xact_commit if m else 0,
             "cpu_seconds": m.cpu_seconds if m else 0.0, "rss_bytes": m.rss_bytes if m else 0,
             "disk_used_bytes": m.disk_used_bytes if m else 0,
             "disk_total_bytes": self.config.volume_gb * 1024 ** 3}))
+
+    async def _replication_state(self):
+        try:
+            return await self.manager.replication_state()
+        except Exception:  # noqa: BLE001 - the engine went away between two questions: next beat
+            return None
 
     async def run(self) -> None:
         # here, in the forked agent, never in the launcher: the span processor has a thread

@@ -30,6 +30,9 @@ PUBLIC_EVENT_TYPES = [
                     "A day-2 action failed; the message says why, the status where it left the instance."),
     PublicEventType("coffer.instance.failed.v1", T.INSTANCE_EVENTS, "failure",
                     "An operation failed; the instance is in ERROR with a fault."),
+    PublicEventType("coffer.instance.replication_changed.v1", T.INSTANCE_EVENTS, "replication",
+                    "The instance's place in its replica set changed (primary, replica, left it) and the "
+                    "set's stable endpoint; one record per member."),
     PublicEventType("coffer.instance.deleted.v1", T.INSTANCE_EVENTS, "deletion",
                     "The instance and its data are gone."),
     PublicEventType("coffer.backup.status_changed.v1", T.BACKUP_EVENTS, "backup",
@@ -39,6 +42,18 @@ PUBLIC_EVENT_TYPES = [
                     "A backup was restored into a new instance, or could not be (the message says why)."),
     PublicEventType("coffer.health.changed.v1", T.HEALTH_EVENTS, "availability",
                     "The monitor's view of the instance's health changed."),
+    PublicEventType("coffer.health.alert.v1", T.HEALTH_EVENTS, "availability",
+                    "Something about the instance needs attention (its category: replication lag, storage, "
+                    "a failover that cannot happen)."),
+    PublicEventType("coffer.failover.requested.v1", T.HEALTH_EVENTS, "failover",
+                    "The monitor asks for the failover of a primary unhealthy for longer than the delay."),
+    PublicEventType("coffer.failover.progressed.v1", T.HEALTH_EVENTS, "failover",
+                    "One step of a replica set changing its primary (started, chosen, fenced, promoted, "
+                    "endpoint_moved); keyed by the replica set."),
+    PublicEventType("coffer.failover.completed.v1", T.HEALTH_EVENTS, "failover",
+                    "A replica set has a new primary, reached through its stable endpoint."),
+    PublicEventType("coffer.failover.failed.v1", T.HEALTH_EVENTS, "failover",
+                    "A replica set could not change its primary; the message says why."),
     PublicEventType("coffer.telemetry.heartbeat.v1", T.TELEMETRY, "telemetry",
                     "The agent's heartbeat with the instance's metrics, every second."),
     PublicEventType("coffer.audit.request.v1", T.AUDIT_EVENTS, "audit",
@@ -52,7 +67,7 @@ PUBLIC_TOPICS = sorted({e.topic for e in PUBLIC_EVENT_TYPES} | {T.BACKUP_EVENTS}
 
 def category_of(event_type: str, data: dict) -> str:
     """Health events carry their own category (availability, failover, storage, ...)."""
-    if event_type == "coffer.health.changed.v1" and data.get("category"):
+    if event_type in ("coffer.health.changed.v1", "coffer.health.alert.v1") and data.get("category"):
         return data["category"]
     known = BY_TYPE.get(event_type)
     return known.category if known else "notification"

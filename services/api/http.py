@@ -24,6 +24,7 @@ from .flavors import Flavors
 from .instances import Instances
 from .mgmt import Mgmt
 from .quotas import Quotas
+from .replication import Replication
 from .resize import Resize
 from .rest import base_url
 from .subscriptions import Subscriptions
@@ -113,7 +114,7 @@ def route_groups(store: Store) -> list:
     """Every route group; the instance routes get the actions and update keys the
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
-              Configurations(store), Resize(store), Upgrade(store), Backups(store)]
+              Configurations(store), Resize(store), Upgrade(store), Backups(store), Replication(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

@@ -17,6 +17,7 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 
 from . import (accounts_view, backups_view, datastores, flavors, groups, naming, operations, policy, quotas,
+               replication,
                validation, views)
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
@@ -29,8 +30,9 @@ INSTANCE = param("instance", "instance id")
 
 # handler(request, uow, instance row, value from the body) -> a response, or None for Trove's empty 202
 ActionHandler = Callable[[web.Request, object, object, object], Awaitable[web.Response | None]]
-PUT_KEYS = {"name", "configuration", "replica_of", "access", "datastore_version"}
-PATCH_KEYS = {"name", "configuration", "replica_of", "slave_of", "datastore_version"}
+# `replication` is Coffer's extension: a replica set's failover switch and synchronous mode
+PUT_KEYS = {"name", "configuration", "replica_of", "access", "datastore_version", "replication"}
+PATCH_KEYS = {"name", "configuration", "replica_of", "slave_of", "datastore_version", "replication"}
 
 
 async def find(conn, request, instance_id: str | None = None):
@@ -60,6 +62,10 @@ class Instances:
                 {"address": STR, "type": STR})},
             "created": STR, "updated": STR, "locality": STR,
             "configuration": obj({"id": STR, "name": STR, "links": LINKS}),
+            "hostname": {"type": "string", "description": "a replica set's stable endpoint (the current primary)"},
+            "replica_of": obj({"id": STR, "links": LINKS}),
+            "replicas": {"type": "array", "items": obj({"id": STR, "links": LINKS})},
+            "replication": obj({"failover_enabled": BOOL, "synchronous": BOOL}),
             "fault": obj({"message": STR, "created": STR, "details": STR})},
             ["id", "name", "status", "operating_status", "flavor", "datastore"]),
         "InstanceCreate": obj({
@@ -73,13 +79,15 @@ class Instances:
             "users": {"type": "array", "items": obj({"name": STR, "password": STR, "host": STR, "databases": {
                 "type": "array", "items": obj({"name": STR}, ["name"])}}, ["name", "password"])},
             "availability_zone": STR, "nics": {"type": "array"}, "access": {"type": "object"},
-            "replica_of": STR, "restorePoint": obj({
+            "replica_of": STR, "replica_count": {"type": "integer", "minimum": 1, "maximum": 3},
+            "restorePoint": obj({
                 "backupRef": {"type": "string", "description": "the backup (full or incremental) to start from"},
                 "restore_time": {"type": "string", "description": "Coffer: ISO-8601 moment to recover to "
                                                                   "(point-in-time restore)"}}, ["backupRef"]),
             "configuration": {"type": "string", "description": "a configuration group to attach"}},
             ["name", "flavorRef", "volume"]),
         "InstanceUpdate": obj({"name": STR, "configuration": {"type": ["string", "null"]},
+                               "replication": obj({"failover_enabled": BOOL, "synchronous": BOOL}),
                                "replica_of": {"type": ["string", "null"]}, "access": {"type": "object"},
                                "datastore_version": STR},
                               ),
@@ -119,9 +127,10 @@ class Instances:
             page, next_link = await paginate_query(conn, select(instances).where(
                 instances.c.project_id == request["project"]), instances.c.id, request)
             group_names = await groups.names(conn, [r.configuration_id for r in page]) if detail else {}
+            replicas = await replication.replicas_of(conn, [r.id for r in page])
         page.sort(key=lambda r: r.created_at, reverse=True)  # Trove: the page newest first
-        return paged("instances", [views.instance(r, base_url(request), request["project"], detail, group_names)
-                                   for r in page], next_link)
+        return paged("instances", [views.instance(r, base_url(request), request["project"], detail, group_names,
+                                                  replicas) for r in page], next_link)
 
     async def list_detail(self, request):
         return await self.list(request, detail=True)
@@ -131,8 +140,9 @@ class Instances:
         async with reading(self.store) as conn:
             row = await find(conn, request)
             group_names = await groups.names(conn, [row.configuration_id])
+            replicas = await replication.replicas_of(conn, [row.id])
         return web.json_response({"instance": views.instance(row, base_url(request), row.project_id, True,
-                                                             group_names)})
+                                                             group_names, replicas)})
 
     # -- create and delete ---------------------------------------------------
     async def create(self, request):
@@ -140,7 +150,9 @@ class Instances:
         spec = validation.body_object(await read_json(request), "instance")
         name = validation.instance_name(spec.get("name"))
         if spec.get("replica_of"):
-            raise Fault(501, "Replicas are not available yet in this Coffer release.")
+            return await replication.create_replicas(request, self.store, spec, name)
+        if "replica_count" in spec:
+            raise bad_request("Validation error: replica_count is only valid with replica_of.")
         flavor_id = validation.flavor_ref(spec.get("flavorRef"))
         volume_gb = validation.volume_size(spec.get("volume"))
         ds_spec = spec.get("datastore") or {}
@@ -199,6 +211,7 @@ class Instances:
         policy.authorize(request, "instance:delete")
         async with self.store.uow() as uow:
             row = await find(uow.conn, request)
+            await replication.refuse_deleting_a_primary(uow.conn, row)
             if row.task != "delete":
                 await uow.conn.execute(update(instances).where(instances.c.id == row.id).values(
                     status="SHUTDOWN", operating_status="", task="delete", updated_at=now()))

@@ -11,7 +11,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
-from . import accounts_view, backups_view, operations
+from . import accounts_view, backups_view, operations, replication
 from .tables import datastore_versions, datastores, deliveries, instances, pending_credentials
 from .rest import now
 from .vault import Vault
@@ -33,6 +33,7 @@ class Projections:
             "coffer.instance.action_completed.v1": operations.finish,
             "coffer.instance.action_failed.v1": operations.finish,
             "coffer.health.changed.v1": self.health,
+            "coffer.instance.replication_changed.v1": replication.replication_changed,
             "coffer.agent.registered.v1": self.agent_registered,
             "coffer.datastore.version_available.v1": self.version_available,
             "coffer.subscription.delivery_attempted.v1": self.delivery_attempted,

@@ -73,6 +73,10 @@ instances = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("configuration_id", String(36)),  # the attached configuration group, if any
+    Column("replica_of_id", String(36), index=True),  # a replica: its primary
+    Column("hostname", String(255)),  # a replica set's stable endpoint, reaching its current primary
+    Column("failover_enabled", Boolean, nullable=False, default=True),
+    Column("synchronous", Boolean, nullable=False, default=False),  # its replica set acknowledges on a replica
 )
 
 # Configuration groups: values for the parameters of one datastore version.

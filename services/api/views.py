@@ -38,8 +38,10 @@ def datastore(row, versions: list, base: str, project: str) -> dict:
     return doc
 
 
-def instance(row, base: str, project: str, detail: bool, group_names: dict[str, str] | None = None) -> dict:
-    """`group_names`: configuration group id -> name, for the detail view's `configuration`."""
+def instance(row, base: str, project: str, detail: bool, group_names: dict[str, str] | None = None,
+             replicas: dict[str, list[str]] | None = None) -> dict:
+    """`group_names`: configuration group id -> name, for the detail view's `configuration`;
+    `replicas`: primary id -> its replicas' ids."""
     doc = {
         "id": row.id, "name": row.name, "status": row.status,
         # Trove shows the guest's status only while no task runs
@@ -54,6 +56,14 @@ def instance(row, base: str, project: str, detail: bool, group_names: dict[str, 
     if row.address:
         doc["ip"] = [row.address]
         doc["addresses"] = [{"address": row.address, "type": "private"}]
+    if row.hostname:
+        doc["hostname"] = row.hostname  # the replica set's endpoint: it reaches the current primary
+        # Coffer's extension: the replica set's settings (PUT {"instance": {"replication": {...}}})
+        doc["replication"] = {"failover_enabled": row.failover_enabled, "synchronous": row.synchronous}
+    if row.replica_of_id:
+        doc["replica_of"] = {"id": row.replica_of_id, "links": links(base, project, "instances", row.replica_of_id)}
+    if (replicas or {}).get(row.id):
+        doc["replicas"] = [{"id": r, "links": links(base, project, "instances", r)} for r in replicas[row.id]]
     if detail:
         doc["datastore"]["version_number"] = row.datastore_version_number
         doc["created"] = ts(row.created_at)

@@ -34,6 +34,7 @@ async def main() -> None:
         "coffer.agent.registered.v1": prov.agent_registered,
         "coffer.agent.command_result.v1": prov.command_result,
         "coffer.backup.restore_finished.v1": prov.restore_finished,
+        "coffer.failover.requested.v1": prov.switchovers.failover_requested,
     }
 
     async def dispatch(event: Event) -> None:
@@ -41,7 +42,8 @@ async def main() -> None:
 
     # One loop over all the topics: events about one instance are handled in
     # order, and the range assignor keeps an instance's partitions on one member.
-    rt.consume("coffer-provisioner", [T.INSTANCE_REQUESTS, T.PLACEMENT_EVENTS, T.AGENT_EVENTS, T.BACKUP_EVENTS],
+    rt.consume("coffer-provisioner", [T.INSTANCE_REQUESTS, T.PLACEMENT_EVENTS, T.AGENT_EVENTS, T.BACKUP_EVENTS,
+                                       T.HEALTH_EVENTS],
                dispatch, set(routes))
     await rt.start()
 

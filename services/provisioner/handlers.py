@@ -15,9 +15,13 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.outbox import Store, UnitOfWork
 
+from . import replica_sets
 from .actions import ActionSaga
 from .drivers import ComputeDriver, LaunchSpec
 from .saga import CreateSaga
+from .switchovers import ACTIONS as SWITCHOVER_ACTIONS
+from .switchovers import Stale as SwitchoverStale
+from .switchovers import Switchovers
 from .tables import instances, operations
 
 SOURCE = "provisioner"
@@ -35,6 +39,7 @@ def now() -> datetime:
 class Provisioner:
     def __init__(self, store: Store, driver: ComputeDriver, kafka_bootstrap: str):
         self.store, self.driver, self.kafka_bootstrap = store, driver, kafka_bootstrap
+        self.switchovers = Switchovers(store, driver)
 
     # -- saga persistence ---------------------------------------------------
     async def _load(self, uow: UnitOfWork, instance_id: str):
@@ -80,6 +85,10 @@ class Provisioner:
         for effect in saga.effects:
             if effect == "launch":
                 await self._launch(uow, event, inst, spec)
+            elif effect == "source":
+                await replica_sets.start_sourcing(uow, event, inst, saga)
+            elif effect == "prepare" and inst.replica_of:
+                await replica_sets.start_following(uow, event, inst, saga)
             elif effect == "prepare":
                 saga.prepare_command_id = str(uuid.uuid4())
                 await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.prepare.v1", {
@@ -100,6 +109,8 @@ class Provisioner:
                     "instance_id": instance_id, "address": inst.address, "port": inst.port,
                     "host": inst.host, "zone": inst.zone, "operating_status": "HEALTHY",
                     "engine_version": spec.get("version_number", "")}, source=SOURCE))
+                if inst.replica_of:
+                    await replica_sets.replica_active(uow, event, self.driver, inst)
             elif effect == "fail":
                 await self._fail(uow, event, instance_id, "create", step_before,
                                  fault or "The database could not be prepared.")
@@ -156,12 +167,15 @@ class Provisioner:
                     "details": ""}, source=SOURCE))
                 return
             spec = dict(d, port=offer.port, version_number=offer.version_number)
+            primary = await replica_sets.row(uow, d["replica_of"]) if d.get("replica_of") else None
             await uow.conn.execute(instances.insert().values(
                 instance_id=d["instance_id"], project_id=d["project_id"], spec=json.dumps(spec),
-                status="BUILD", epoch=1))
+                status="BUILD", epoch=primary.epoch if primary else 1,
+                replica_of=primary.instance_id if primary else None))
             restore = ({"backup_id": d["restore_backup_id"], "restore_time": d.get("restore_time")}
                        if d.get("restore_backup_id") else None)
-            saga = CreateSaga(needs_credentials=bool(d["users"]), started_at=time.time(), restore=restore)
+            saga = CreateSaga(needs_credentials=bool(d["users"]), started_at=time.time(), restore=restore,
+                              replica_of=primary.instance_id if primary else None)
             await uow.conn.execute(operations.insert().values(
                 op_id=f"{d['instance_id']}:create", instance_id=d["instance_id"], kind="create",
                 step=saga.step, deadline=saga.deadline(now()), data=json.dumps(saga.to_dict()),
@@ -203,6 +217,18 @@ class Provisioner:
 
     async def command_result(self, event: Event) -> None:
         d = event.data
+        if d["command_id"].startswith("create:"):  # a replica's create: its primary's and its own steps
+            await self._replica_step(event)
+            return
+        if d["command_id"].startswith("sw:"):  # a replica set changing its primary
+            await self.switchovers.command_result(event)
+            return
+        if d["command_id"].startswith("dt:"):  # a replica detached
+            await self.switchovers.detach_result(event)
+            return
+        if d["command_id"].startswith("cf:"):  # a replica set's settings
+            await self.switchovers.configure_result(event)
+            return
         if d["command"] != "prepare":
             output = json.loads(d.get("output") or "{}")
             await self._advance_action(event, d["command_id"].rsplit(":", 1)[0], lambda saga: saga.agent_reported(
@@ -217,6 +243,18 @@ class Provisioner:
     async def restore_finished(self, event: Event) -> None:
         d = event.data
         await self._advance(event, d["instance_id"], lambda saga: saga.restore_finished(d["success"], d["message"]))
+
+    async def _replica_step(self, event: Event) -> None:
+        d = event.data
+        _, replica_id, stage = d["command_id"].split(":", 2)
+
+        def change(saga: CreateSaga):
+            if stage == "source":
+                saga.source_finished(d["command_id"], d["success"])
+                return None if d["success"] else f"The primary could not serve a replica: {d['error']}"
+            saga.prepare_finished(d["command_id"], d["success"])
+            return None if d["success"] else f"The replica could not copy its primary: {d['error']}"
+        await self._advance(event, replica_id, change)
 
     async def claim_resized(self, event: Event) -> None:
         """The scheduler's answer to a resize_claim step."""
@@ -242,7 +280,10 @@ class Provisioner:
                     "message": "The instance could not be deleted; delete it again.",
                     "details": f"{type(exc).__name__}: {exc}"}, source=SOURCE))
                 return
+            gone = (await uow.conn.execute(select(instances).where(instances.c.instance_id == instance_id))).first()
             await uow.conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
+            if gone is not None:
+                await replica_sets.member_deleted(uow, event, self.driver, gone)
             await uow.emit(T.INSTANCE_EVENTS, event.caused(
                 "coffer.instance.deleted.v1", {"instance_id": instance_id}, source=SOURCE))
         await self.store.handled_once(event, apply)
@@ -250,6 +291,15 @@ class Provisioner:
     # -- day-2 actions ----------------------------------------------------------
     async def action_requested(self, event: Event) -> None:
         d = event.data
+        if d["action"] in SWITCHOVER_ACTIONS:
+            await self.switchovers.action_requested(event)
+            return
+        if d["action"] == "detach_replica":
+            await self.switchovers.detach_requested(event)
+            return
+        if d["action"] == "set_replication":
+            await self.switchovers.configure_requested(event)
+            return
         ended: list[ActionSaga] = []
 
         async def apply(uow: UnitOfWork):
@@ -346,9 +396,11 @@ class Provisioner:
             try:
                 if kind == "create":
                     await self._advance(tick, instance_id, lambda saga: saga.expired())
+                elif kind == "switchover":
+                    await self.switchovers.expired(op_id)
                 else:
                     await self._advance_action(tick, op_id, lambda saga: saga.expired())
-            except StaleOperation:
+            except (StaleOperation, SwitchoverStale):
                 pass  # an event moved it on meanwhile; look again next tick
         return len(due)
 

@@ -17,6 +17,7 @@ STEP_DEADLINES = {
     "registering": _seconds("registering", 60),
     "awaiting_credentials": _seconds("awaiting_credentials", 30),
     "restoring": _seconds("restoring", 1800),
+    "sourcing": _seconds("sourcing", 30),
     "preparing": _seconds("preparing", 120),
 }
 
@@ -25,6 +26,7 @@ FAULTS = {
     "registering": "The instance's agent did not start in time.",
     "awaiting_credentials": "The user credentials did not reach the provisioner in time.",
     "restoring": "The backup was not restored in time.",
+    "sourcing": "The primary did not get ready to serve the replica in time.",
     "preparing": "The database did not become ready in time.",
 }
 
@@ -41,6 +43,8 @@ class CreateSaga:
     restore: dict | None = None    # {"backup_id", "restore_time"}: fill the instance from a backup first
     restored: bool = False
     started_at: float = 0.0  # epoch seconds, for the saga-duration metric
+    replica_of: str | None = None   # a replica: its primary serves it (an account, a slot) before it copies
+    source_command_id: str | None = None
     effects: list[str] = field(default_factory=list)  # what the handler must do now
 
     def deadline(self, now: datetime) -> datetime:
@@ -71,6 +75,10 @@ class CreateSaga:
         if self.needs_credentials and not (self.sealed_credentials and self.sealed_for == self.agent_public_key):
             self.step = "awaiting_credentials"
             return
+        if self.replica_of:
+            self.step = "sourcing"
+            self.effects.append("source")
+            return
         self.step = "preparing"
         self.effects.append("prepare")
 
@@ -84,6 +92,12 @@ class CreateSaga:
         self.restored, self.step = True, "awaiting_credentials"
         self._maybe_prepare()
         return None
+
+    def source_finished(self, command_id: str, success: bool) -> None:
+        if self.step != "sourcing" or command_id != self.source_command_id:
+            return
+        self.step = "preparing" if success else "failed"
+        self.effects.append("prepare" if success else "fail")
 
     def prepare_finished(self, command_id: str, success: bool) -> None:
         if self.step != "preparing" or command_id != self.prepare_command_id:

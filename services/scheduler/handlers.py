@@ -2,6 +2,8 @@
 released when an instance ends."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import delete, select, update
 
 from plumbing import topics as T
@@ -39,7 +41,7 @@ async def declare_inventory(store: Store, declared: list[placement.Host]) -> Non
                                                              used_disk_gb=0, generation=0, **values))
 
 
-async def _try_claim(uow: UnitOfWork, req: placement.Request) -> placement.Host:
+async def _try_claim(uow: UnitOfWork, req: placement.Request, replica_of: str | None = None) -> placement.Host:
     rows = (await uow.conn.execute(select(hosts))).all()
     for host in placement.rank([_host(r) for r in rows], req):
         result = await uow.conn.execute(
@@ -48,25 +50,36 @@ async def _try_claim(uow: UnitOfWork, req: placement.Request) -> placement.Host:
                     used_disk_gb=hosts.c.used_disk_gb + req.disk_gb, generation=hosts.c.generation + 1))
         if result.rowcount == 1:
             await uow.conn.execute(claims.insert().values(instance_id=req.instance_id, host=host.name,
-                                                          vcpus=req.vcpus, ram_mb=req.ram_mb, disk_gb=req.disk_gb))
+                                                          vcpus=req.vcpus, ram_mb=req.ram_mb, disk_gb=req.disk_gb,
+                                                          replica_of=replica_of))
             return host
         raise ClaimRace(host.name)
     raise AssertionError("rank returns at least one host or raises")
 
 
+async def replica_set_hosts(uow: UnitOfWork, primary_id: str) -> frozenset[str]:
+    """The hosts of a primary and of its replicas: a new replica avoids them all."""
+    rows = (await uow.conn.execute(select(claims.c.host).where(
+        (claims.c.instance_id == primary_id) | (claims.c.replica_of == primary_id)))).all()
+    return frozenset(r.host for r in rows)
+
+
 async def place(store: Store, event: Event) -> None:
     d = event.data
-    req = placement.Request(d["instance_id"], d["flavor"]["vcpus"], d["flavor"]["ram_mb"], d["volume_gb"],
-                            d["datastore"], d.get("availability_zone"))
+    base = placement.Request(d["instance_id"], d["flavor"]["vcpus"], d["flavor"]["ram_mb"], d["volume_gb"],
+                             d["datastore"], d.get("availability_zone"))
     for _ in range(MAX_CLAIM_RACES):
         try:
             async def apply(uow: UnitOfWork):
+                req = base
+                if d.get("replica_of"):
+                    req = replace(base, avoid_hosts=await replica_set_hosts(uow, d["replica_of"]))
                 existing = (await uow.conn.execute(select(claims).where(
                     claims.c.instance_id == req.instance_id))).first()
                 if existing:  # already placed (a redelivered request under a new id)
                     return
                 try:
-                    host = await _try_claim(uow, req)
+                    host = await _try_claim(uow, req, d.get("replica_of"))
                 except placement.NoValidHost as exc:
                     await uow.emit(T.PLACEMENT_EVENTS, event.caused(
                         "coffer.placement.failed.v1", {"instance_id": req.instance_id, "reason": str(exc)},
@@ -79,7 +92,7 @@ async def place(store: Store, event: Event) -> None:
             return
         except ClaimRace:
             continue
-    raise RuntimeError(f"could not claim capacity for {req.instance_id}: too many concurrent claims")
+    raise RuntimeError(f"could not claim capacity for {base.instance_id}: too many concurrent claims")
 
 
 async def resize_claim(store: Store, event: Event) -> None:

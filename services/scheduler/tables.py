@@ -27,4 +27,6 @@ claims = Table(
     Column("vcpus", Integer, nullable=False),
     Column("ram_mb", Integer, nullable=False),
     Column("disk_gb", Integer, nullable=False),
+    # the primary a replica copies: the replica keeps off the hosts of its replica set
+    Column("replica_of", String(64)),
 )

@@ -51,6 +51,7 @@ def create_requested() -> dict:
         "configuration": '{"max_connections": 200}',
         "restore_backup_id": "b-1",
         "restore_time": None,
+        "replica_of": None,
     }
 
 

@@ -11,7 +11,7 @@ from services.provisioner import saga as saga_module
 from services.provisioner.saga import FAULTS, STEP_DEADLINES, CreateSaga
 
 KEY, NEW_KEY = "pk-1", "pk-2"
-STEPS = ["placing", "registering", "awaiting_credentials", "restoring", "preparing"]
+STEPS = ["placing", "registering", "awaiting_credentials", "restoring", "sourcing", "preparing"]
 
 
 def take(s: CreateSaga) -> list[str]:
@@ -197,3 +197,20 @@ def test_a_failed_restore_fails_the_create_with_its_reason():
         == "Backup b-1 could not be restored: frame 0 fails authentication"
     assert s.step == "failed" and take(s) == ["fail"]
     assert s.restore_finished(True, "") is None and s.step == "failed"  # a late answer changes nothing
+
+
+def test_a_replica_is_served_by_its_primary_before_it_copies_it():
+    s = CreateSaga(step="registering", replica_of="primary-id")
+    s.agent_registered("key")
+    assert s.step == "sourcing" and take(s) == ["source"]
+    s.source_command_id = "create:r:source"
+    s.source_finished("create:r:other", True)
+    assert s.step == "sourcing" and take(s) == []
+    s.source_finished("create:r:source", True)
+    assert s.step == "preparing" and take(s) == ["prepare"]
+
+
+def test_a_primary_that_cannot_serve_fails_the_replica():
+    s = CreateSaga(step="sourcing", replica_of="primary-id", source_command_id="c")
+    s.source_finished("c", False)
+    assert s.step == "failed" and take(s) == ["fail"]

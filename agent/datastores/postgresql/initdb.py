@@ -9,11 +9,13 @@ from ... import templates
 from . import group_file
 from .engine_user import bindir, chown_to_engine_user, run
 
+REPLICATION_CONF = "replication.conf"
 HBA = """# written by the Coffer agent
 local   all   all                 trust
 local   replication   all         trust
 host    all   all   0.0.0.0/0     scram-sha-256
 host    all   all   ::/0          scram-sha-256
+host    replication   all   0.0.0.0/0   scram-sha-256
 """
 
 
@@ -51,6 +53,8 @@ def settings(address: str, port: int, socket_dir: Path, ram_mb: int) -> str:
         "max_connections = 100",
         "password_encryption = 'scram-sha-256'",
         "wal_retrieve_retry_interval = '100ms'",
+        # a replica's source and slot (replication.py); absent on a primary
+        f"include_if_exists = '{REPLICATION_CONF}'",
         # last: a configuration group's values win over the settings above
         f"include_if_exists = '{group_file.NAME}'",
         "",

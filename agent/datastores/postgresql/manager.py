@@ -12,13 +12,14 @@ from . import run, status, users
 from .accounts import PostgresAccounts
 from .bootstrap import bootstrap
 from .configuration import ConfigurationMixin
+from .replication import PostgresReplication
 from .engine_user import bindir
 from .engine_user import run as run_engine
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(PostgresAccounts, ConfigurationMixin, DatastoreManager):
+class Manager(PostgresAccounts, ConfigurationMixin, PostgresReplication, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.data = config.directory / "data"

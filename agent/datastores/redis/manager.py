@@ -17,12 +17,13 @@ from .accounts import RedisAccounts
 from .bootstrap import bootstrap
 from .configuration import ConfigurationMixin
 from .engine_user import REDIS_SERVER
+from .replication import RedisReplication
 from .layout import ADMIN_USER, Layout, admin_password
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(RedisAccounts, ConfigurationMixin, DatastoreManager):
+class Manager(RedisAccounts, ConfigurationMixin, RedisReplication, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.layout = Layout(config.directory)

@@ -56,3 +56,18 @@ class ComputeDriver(ABC):
 
     @abstractmethod
     def stop_all(self) -> None: ...
+
+    # -- stable endpoints of replica sets: one address that reaches the current primary
+    def open_endpoint(self, set_id: str, address: str, port: int, target: tuple[str, int]) -> None:
+        raise NotImplementedError(f"the {self.name} driver has no stable endpoints")
+
+    def move_endpoint(self, set_id: str, target: tuple[str, int]) -> None:
+        raise NotImplementedError(f"the {self.name} driver has no stable endpoints")
+
+    def close_endpoint(self, set_id: str) -> None:
+        """Idempotent."""
+
+    def power_off(self, instance_id: str) -> None:
+        """Fence an instance: kill its processes at once, keeping its data (a
+        failover's STONITH: whatever its agent does, its engine takes no more writes)."""
+        raise NotImplementedError(f"the {self.name} driver cannot fence")

@@ -165,10 +165,69 @@ class LocalDriver(ComputeDriver):
             time.sleep(0.05)
         shutil.rmtree(self.instance_dir(instance_id), ignore_errors=True)
 
+    # -- stable endpoints (forwarder.py) and fencing -------------------------------
+    def _endpoint_dir(self, set_id: str) -> Path:
+        return self.home / "endpoints" / set_id
+
+    def _forwarder_pid(self, set_id: str) -> int | None:
+        try:
+            return int((self._endpoint_dir(set_id) / "forwarder.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _write_target(self, set_id: str, target: tuple[str, int]) -> None:
+        directory = self._endpoint_dir(set_id)
+        tmp = directory / "target.tmp"
+        tmp.write_text(f"{target[0]}:{target[1]}\n")
+        tmp.replace(directory / "target")
+
+    def open_endpoint(self, set_id: str, address: str, port: int, target: tuple[str, int]) -> None:
+        directory = self._endpoint_dir(set_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._write_target(set_id, target)
+        pid = self._forwarder_pid(set_id)
+        if pid is not None and _pid_alive(pid):
+            return
+        log = open(directory / "forwarder.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "services.provisioner.drivers.forwarder", address, str(port),
+                                 str(directory / "target")], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        (directory / "forwarder.pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex((address, port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"the endpoint forwarder did not start; see {directory / 'forwarder.log'}")
+
+    def move_endpoint(self, set_id: str, target: tuple[str, int]) -> None:
+        self._write_target(set_id, target)
+        pid = self._forwarder_pid(set_id)
+        if pid is not None and _pid_alive(pid):
+            os.kill(pid, signal.SIGHUP)  # open connections (to the old primary) are cut
+
+    def close_endpoint(self, set_id: str) -> None:
+        pid = self._forwarder_pid(set_id)
+        if pid is not None and _pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(self._endpoint_dir(set_id), ignore_errors=True)
+
+    def power_off(self, instance_id: str) -> None:
+        for pid in self._processes_of(instance_id):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop_all(self) -> None:
         """Stop every agent (and so every engine) but keep the data: used when the
         embedded stack stops; the next start relaunches them."""
         self.stop_launcher()
+        for directory in (self.home / "endpoints").glob("*"):
+            pid = self._forwarder_pid(directory.name)
+            if pid is not None and _pid_alive(pid):
+                os.kill(pid, signal.SIGTERM)
         if not self.instances_dir.exists():
             return
         for directory in self.instances_dir.iterdir():

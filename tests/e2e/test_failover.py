@@ -1,0 +1,129 @@
+"""Switchovers of a PostgreSQL replica set, end to end: a planned promote loses no
+row and the old primary follows the new one; SIGKILL of the primary's engine makes
+the monitor fail over on its own: the old primary is fenced (powered off, out of
+the set), and writes through the set's stable endpoint reach the new primary."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from plumbing import topics as T
+from plumbing.bus import decode_record
+from tests.conftest import trove, wait_for
+from tests.e2e.support import installed_pg_version, postmasters
+from tests.e2e.test_replication import APP_USER, PASSWORD, delete_all, make_set
+
+pytestmark = pytest.mark.e2e
+
+
+def endpoint(inst, **options):
+    return psycopg.connect(host=inst.hostname, port=5432, user="app", password=PASSWORD, dbname="appdb",
+                           autocommit=True, connect_timeout=3, **options)
+
+
+def write_through_endpoint(inst, row_id: int) -> str:
+    """Insert a row through the stable endpoint; the address of the server that took it."""
+    with endpoint(inst) as conn:
+        conn.execute("INSERT INTO orders VALUES (%s)", (row_id,))
+        return conn.execute("SELECT host(inet_server_addr())").fetchone()[0]
+
+
+def rows_on(address: str) -> list[int]:
+    with psycopg.connect(host=address, user="app", password=PASSWORD, dbname="appdb", connect_timeout=3) as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM orders ORDER BY id")]
+
+
+def topology(client, primary_id: str, replica_id: str):
+    """(primary, replica) once the API shows `replica_id` following `primary_id`."""
+    def shown():
+        primary, replica = client.instances.get(primary_id), client.instances.get(replica_id)
+        if primary.status == "ACTIVE" and replica.status == "ACTIVE" and \
+                [r["id"] for r in getattr(primary, "replicas", [])] == [replica_id] and \
+                getattr(replica, "replica_of", {}).get("id") == primary_id:
+            return primary, replica
+        return None
+    return wait_for(shown, 90, what=f"{replica_id} following {primary_id}")
+
+
+def test_planned_promote_then_automatic_failover(stack):
+    client = trove(stack)
+    first, second = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
+                             users=APP_USER)
+    with endpoint(first) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+    acked = [i for i in range(1, 51) if write_through_endpoint(first, i)]
+
+    # planned: the replica becomes the primary, every acknowledged row with it
+    client.instances.promote_to_replica_source(second.id)
+    second, first = topology(client, second.id, first.id)
+    assert rows_on(second.ip[0]) == acked
+    assert wait_for(lambda: write_through_endpoint(second, 51) == second.ip[0], 30,
+                    what="a write through the endpoint reaching the new primary")
+    acked.append(51)
+    assert wait_for(lambda: rows_on(first.ip[0]) == acked, 30, what="the old primary following the new one")
+
+    # unplanned: the primary's engine is killed; the monitor fails over to the replica
+    for pid in postmasters(stack.home / "instances" / second.id):
+        os.kill(pid, signal.SIGKILL)
+
+    def failed_over():
+        try:
+            return write_through_endpoint(second, 52) == first.ip[0]
+        except psycopg.OperationalError:
+            return False
+    wait_for(failed_over, 60, interval=0.2, what="a write through the endpoint after the failover")
+    assert rows_on(first.ip[0]) == acked + [52]
+    fenced = wait_for(lambda: (lambda i: i if i.status == "ERROR" else None)(client.instances.get(second.id)), 30,
+                      what="the old primary shown fenced")
+    assert "fenced" in fenced.fault["message"]
+    assert not getattr(fenced, "replica_of", None) and not getattr(fenced, "replicas", None)
+    assert postmasters(stack.home / "instances" / second.id) == []  # powered off: it takes no write again
+    new = client.instances.get(first.id)
+    assert not getattr(new, "replica_of", None) and new.hostname == second.hostname
+    delete_all(client, fenced, new)
+
+
+def health_events(stack, instance_id: str) -> list:
+    """The health topic's events about one instance, decoded."""
+    async def read():
+        consumer = AIOKafkaConsumer(T.HEALTH_EVENTS, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest",
+                                    group_id=None)
+        await consumer.start()
+        found = []
+        try:
+            while batch := await consumer.getmany(timeout_ms=500):
+                for records in batch.values():
+                    found += [decode_record(r) for r in records if r.key == instance_id.encode()]
+        finally:
+            await consumer.stop()
+        return found
+    return asyncio.run(read())
+
+
+def test_no_failover_when_it_is_off_an_alert_instead(stack):
+    client = trove(stack)
+    primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
+                                users=APP_USER)
+    client.instances._update(f"/instances/{primary.id}", {"instance": {"replication": {"failover_enabled": False}}})
+    wait_for(lambda: client.instances.get(replica.id).replication["failover_enabled"] is False, 30,
+             what="failover off shown")
+    for pid in postmasters(stack.home / "instances" / primary.id):
+        os.kill(pid, signal.SIGKILL)
+
+    def alerted():
+        return [e for e in health_events(stack, primary.id) if e.type == "coffer.health.alert.v1"
+                and e.data["category"] == "failover"] or None
+    assert "off" in wait_for(alerted, 60, what="the failover alert")[0].data["message"]
+    assert not [e for e in health_events(stack, primary.id) if e.type == "coffer.failover.requested.v1"]
+    shown = client.instances.get(replica.id)
+    assert shown.replica_of["id"] == primary.id  # still a replica: nothing was promoted
+    with psycopg.connect(host=replica.ip[0], user="app", password=PASSWORD, dbname="appdb") as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+    client.instances.delete(replica.id)
+    wait_for(lambda: not getattr(client.instances.get(primary.id), "replicas", None), 60, what="replica gone")
+    delete_all(client, primary)
