@@ -179,11 +179,13 @@ class Agent:
 
     async def _beat(self) -> None:
         # after the bring-up, even a failed one (a restart may mend it), the engine speaks for itself
-        m = await self.manager.metrics() if self.engine_up.done() else None
+        stopped = self.manager.stopped_on_purpose
+        m = await self.manager.metrics() if self.engine_up.done() and not stopped else None
         self.seq += 1
         await self.producer.send(T.TELEMETRY, self._event("coffer.telemetry.heartbeat.v1", {
             "instance_id": self.config.instance_id, "host": self.config.host, "seq": self.seq,
-            "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up), "role": "primary",
+            "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up), "engine_stopped": stopped,
+            "role": "primary",
             "connections": m.connections if m else 0, "xact_commit": m.xact_commit if m else 0,
             "cpu_seconds": m.cpu_seconds if m else 0.0, "rss_bytes": m.rss_bytes if m else 0,
             "disk_used_bytes": m.disk_used_bytes if m else 0,

@@ -22,6 +22,7 @@ from .faults import FAULT_NAMES, Fault, not_found, rate_limited
 from .flavors import Flavors
 from .instances import Instances
 from .mgmt import Mgmt
+from .power import Power
 from .quotas import Quotas
 from .resize import Resize
 from .rest import base_url
@@ -112,7 +113,7 @@ def route_groups(store: Store) -> list:
     """Every route group; the instance routes get the actions and update keys the
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
-              Configurations(store), Resize(store), Upgrade(store)]
+              Configurations(store), Resize(store), Upgrade(store), Power(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

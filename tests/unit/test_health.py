@@ -25,3 +25,12 @@ def test_restarts_and_silence_are_announced_even_without_a_change():
 def test_silence_window():
     assert health.silent(last_seen_ms=0, now_ms=6_000, window_s=5).status == "UNHEALTHY"
     assert health.silent(last_seen_ms=0, now_ms=4_000, window_s=5) is None
+
+
+def test_an_engine_stopped_on_purpose_is_shutdown_not_unhealthy():
+    stopped = health.from_heartbeat(False, engine_stopped=True)
+    assert stopped.status == health.SHUTDOWN
+    kept = health.next_status("HEALTHY", stopped)
+    assert kept == health.SHUTDOWN and health.worth_announcing("HEALTHY", kept, False, False)
+    # started again: healthy is announced
+    assert health.worth_announcing(kept, health.next_status(kept, UP), False, False)
