@@ -25,6 +25,7 @@ from .mgmt import Mgmt
 from .power import Power
 from .quotas import Quotas
 from .resize import Resize
+from .schedules import Schedules
 from .rest import base_url
 from .subscriptions import Subscriptions
 from .upgrade import Upgrade
@@ -113,7 +114,8 @@ def route_groups(store: Store) -> list:
     """Every route group; the instance routes get the actions and update keys the
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
-              Configurations(store), Resize(store), Upgrade(store), Power(store)]
+              Configurations(store), Resize(store), Upgrade(store), Power(store),
+              Schedules(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

@@ -26,15 +26,10 @@ class Power:
 
     async def stop(self, request, uow, inst, value) -> None:
         no_arguments("stop", value)
-        if inst.status == STOPPED and not inst.task:
-            raise Fault(422, f"Instance {inst.id} is already stopped.")
         await stop(uow, inst)
 
     async def start(self, request, uow, inst, value) -> None:
         no_arguments("start", value)
-        if inst.status != STOPPED or inst.task:
-            raise Fault(422, f"Instance {inst.id} is not stopped (status {inst.status}): only a stopped "
-                             "instance can be started.")
         await start(uow, inst)
 
     def routes(self, app, prefix: str) -> None:
@@ -47,11 +42,17 @@ def no_arguments(action: str, value) -> None:
 
 
 async def stop(uow, inst) -> str:
-    """Start a stop (the API's action and a schedule's firing alike); 422 when busy."""
+    """Start a stop (the API's action and a schedule's firing alike); 422 when busy
+    or stopped already."""
+    if inst.status == STOPPED and not inst.task:
+        raise Fault(422, f"Instance {inst.id} is already stopped.")
     return await operations.start(uow, inst, "stop", {}, allowed=operations.RUNNING + ("ERROR",))
 
 
 async def start(uow, inst) -> str:
+    if inst.status != STOPPED or inst.task:
+        raise Fault(422, f"Instance {inst.id} is not stopped (status {inst.status}): only a stopped "
+                         "instance can be started.")
     return await operations.start(uow, inst, "start", {}, busy_status="REBOOT", allowed=(STOPPED,))
 
 

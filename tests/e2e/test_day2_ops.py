@@ -4,14 +4,20 @@ refuses connections while stopped, the data is intact after), schedules that sto
 and start by cron. One instance per engine for the whole module."""
 from __future__ import annotations
 
+import asyncio
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import psycopg
 import pymysql
 import pytest
 import redis
+import requests
 from troveclient import exceptions as trove_exc
 
+from coffer.cli import _create_token
 from tests.conftest import trove, wait_for
 from tests.e2e.support import installed_pg_version, wait_active, wait_gone
 
@@ -126,3 +132,62 @@ def test_start_of_a_running_instance_is_refused(stack, instances):
     assert "not stopped" in str(caught.value)
     with pytest.raises(trove_exc.BadRequest):
         action(client, instances["postgresql"].id, {"stop": {"now": True}})
+
+
+def api(stack, method: str, path: str, body=None, token: str | None = None, project: str | None = None):
+    project = project or stack.project
+    return requests.request(method, f"{stack.api_url}/v1.0/{project}{path}", json=body, timeout=10,
+                            headers={"X-Auth-Token": token or stack.member_token})
+
+
+def coffer_cli(stack, *args: str) -> str:
+    done = subprocess.run([str(Path(sys.executable).parent / "coffer"), *args, "--api", stack.api_url,
+                           "--project", stack.project, "--token", stack.member_token],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_schedules_are_validated_and_isolated(stack, instances):
+    iid = instances["postgresql"].id
+    bad = api(stack, "POST", f"/instances/{iid}/schedules", {"schedule": {"action": "stop", "cron": "0 25 * * *"}})
+    assert bad.status_code == 400 and "0 25 * * *" in bad.json()["badRequest"]["message"]
+    bad = api(stack, "POST", f"/instances/{iid}/schedules", {"schedule": {"action": "reboot", "cron": "0 0 * * *"}})
+    assert bad.status_code == 400 and "action" in bad.json()["badRequest"]["message"]
+
+    made = api(stack, "POST", f"/instances/{iid}/schedules", {"schedule": {"action": "stop", "cron": "0 0 20 * * 1-5"}})
+    assert made.status_code == 200, made.text
+    schedule = made.json()["schedule"]
+    assert schedule["next_run_at"].endswith("20:00:00+00:00") and schedule["action"] == "stop"
+    other_project = f"other-{stack.project}"
+    other = asyncio.run(_create_token(other_project, "member"))
+    assert api(stack, "GET", f"/instances/{iid}/schedules", token=other, project=other_project).status_code == 404
+    assert api(stack, "DELETE", f"/instances/{iid}/schedules/{schedule['id']}", token=other,
+               project=other_project).status_code == 404
+    assert schedule["id"] in coffer_cli(stack, "schedule", "list", iid)
+    coffer_cli(stack, "schedule", "delete", iid, schedule["id"])
+    assert api(stack, "GET", f"/instances/{iid}/schedules").json() == {"schedules": []}
+
+
+def test_a_schedule_with_a_short_cron_stops_and_one_starts_the_instance(stack, instances):
+    client = trove(stack)
+    inst = instances["redis"]
+    base = f"/instances/{inst.id}/schedules"
+    # every second: the first firing stops it, the next ones find it stopped and are skipped
+    stopper = api(stack, "POST", base, {"schedule": {"action": "stop", "cron": "* * * * * *"}}).json()["schedule"]
+    wait_status(client, inst.id, "SHUTDOWN")
+    assert refuses_connections(inst.ip[0], PORTS["redis"])
+    skipped = wait_for(lambda: api(stack, "GET", f"{base}/{stopper['id']}").json()["schedule"]["last_result"]
+                       .startswith("skipped") and api(stack, "GET", f"{base}/{stopper['id']}").json()["schedule"],
+                       20, what="a skipped firing")
+    assert "already stopped" in skipped["last_result"]
+    assert api(stack, "DELETE", f"{base}/{stopper['id']}").status_code == 202
+
+    out = coffer_cli(stack, "schedule", "create", inst.id, "--action", "start", "--cron", "*/2 * * * * *")
+    starter = next(s for s in api(stack, "GET", base).json()["schedules"] if s["action"] == "start")
+    assert starter["id"] in out
+    wait_active(client, inst.id)
+    api(stack, "DELETE", f"{base}/{starter['id']}")
+    assert api(stack, "GET", base).json() == {"schedules": []}
+    with redis.Redis(host=inst.ip[0], port=6379, socket_timeout=5) as c:
+        assert c.ping()
