@@ -8,6 +8,9 @@ from pathlib import Path
 
 # present while the engine runs with settings older than its configuration files
 RESTART_MARKER = "restart.pending"
+# present while the engine is stopped on purpose (the stop action): a relaunched agent
+# leaves it stopped, and its heartbeat says so, so nothing takes it for a failure
+STOPPED_MARKER = "engine.stopped"
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class DatastoreManager(ABC):
     async def restart(self) -> None:
         """Stop the engine cleanly and bring it up again with its current settings."""
         await self.stop()
+        (self.config.directory / STOPPED_MARKER).unlink(missing_ok=True)  # a restart mends a failed stop too
         await self.bootstrap()
         self._restart_marker.unlink(missing_ok=True)
 
@@ -109,6 +113,27 @@ class DatastoreManager(ABC):
             self.config = old
             await self.restart()
             raise
+
+    async def stop_engine(self) -> None:
+        """Stop the engine and keep it stopped (the mark first: an agent that dies
+        half-way and is relaunched still leaves it stopped)."""
+        (self.config.directory / STOPPED_MARKER).touch()
+        try:
+            await self.stop()
+        except Exception:
+            if await self.is_running():  # still running: not stopped, whatever was asked
+                (self.config.directory / STOPPED_MARKER).unlink(missing_ok=True)
+            raise
+
+    async def start_engine(self) -> None:
+        """Start an engine stopped on purpose; a failed start is a failure, not a stop."""
+        (self.config.directory / STOPPED_MARKER).unlink(missing_ok=True)
+        await self.bootstrap()
+        self._restart_marker.unlink(missing_ok=True)  # a fresh start reads every setting
+
+    @property
+    def stopped_on_purpose(self) -> bool:
+        return (self.config.directory / STOPPED_MARKER).exists()
 
     # -- replication (agent/datastores/<engine>/replication.py) ------------------
     async def serve_replica(self, account: str, password: str) -> None:
@@ -168,6 +193,8 @@ def bootstrap_function(config: InstanceConfig):
     running will start afresh, reading every setting: nothing waits for a restart
     (one a previous agent left running is adopted as it is)."""
     module = importlib.import_module(f"{_plugin(config.datastore)}.bootstrap")
+    if (config.directory / STOPPED_MARKER).exists():
+        return lambda: None  # stopped on purpose: it stays so until the start action
     if not module.engine_running(config):
         (config.directory / RESTART_MARKER).unlink(missing_ok=True)
     return lambda: module.bootstrap(config)

@@ -180,12 +180,13 @@ class Agent:
 
     async def _beat(self) -> None:
         # after the bring-up, even a failed one (a restart may mend it), the engine speaks for itself
-        m = await self.manager.metrics() if self.engine_up.done() else None
+        stopped = self.manager.stopped_on_purpose
+        m = await self.manager.metrics() if self.engine_up.done() and not stopped else None
         replication = await self._replication_state() if m and m.engine_up else None
         self.seq += 1
         await self.producer.send(T.TELEMETRY, self._event("coffer.telemetry.heartbeat.v1", {
             "instance_id": self.config.instance_id, "host": self.config.host, "seq": self.seq,
-            "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up),
+            "sent_at": int(time.time() * 1000), "engine_up": bool(m and m.engine_up), "engine_stopped": stopped,
             "role": replication.role if replication else "primary",
             "replication_position": replication.position if replication else 0,
             "replication_lag_seconds": replication.lag_seconds if replication else 0.0,

@@ -148,6 +148,22 @@ def subscription(args) -> int:
     return 0
 
 
+def schedule(args) -> int:
+    from .client import from_args, table
+    api = from_args(args)
+    columns = ["id", "action", "cron", "next_run_at", "last_run_at", "last_result"]
+    base = f"/instances/{args.instance}/schedules"
+    if args.schedule_command == "list":
+        table(api.call("GET", base)["schedules"], columns)
+    elif args.schedule_command == "create":
+        table([api.call("POST", base, {"schedule": {"action": args.action, "cron": args.cron}})["schedule"]],
+              columns)
+    else:
+        api.call("DELETE", f"{base}/{args.id}")
+        print(f"schedule {args.id} deleted")
+    return 0
+
+
 def _api_options(parser) -> None:
     parser.add_argument("--api", help="API URL (default COFFER_API_URL or http://127.0.0.1:8779)")
     parser.add_argument("--project", help="project id (default COFFER_PROJECT)")
@@ -191,6 +207,20 @@ def main(argv=None) -> int:
     p_sub.add_argument("--enable", dest="enabled", action="store_const", const=True, default=None)
     p_sub.add_argument("--disable", dest="enabled", action="store_const", const=False)
     p_sub.set_defaults(func=subscription)
+
+    p_sched = sub.add_parser("schedule", help="schedules that stop or start an instance by cron (UTC)")
+    sched_sub = p_sched.add_subparsers(dest="schedule_command", required=True)
+    for name, help_text in (("list", "an instance's schedules"), ("create", "add one"), ("delete", "remove one")):
+        p = sched_sub.add_parser(name, help=help_text)
+        p.add_argument("instance", help="instance id")
+        if name == "create":
+            p.add_argument("--action", required=True, choices=["stop", "start"])
+            p.add_argument("--cron", required=True,
+                           help='five fields, or six with seconds first, e.g. "0 0 20 * * 1-5"')
+        if name == "delete":
+            p.add_argument("id", help="schedule id")
+        _api_options(p)
+        p.set_defaults(func=schedule)
 
     args = parser.parse_args(argv)
     if getattr(args, "action", None) in ("show", "update", "delete", "deliveries") and not args.id:

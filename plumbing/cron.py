@@ -1,10 +1,12 @@
-"""Cron expressions (the five classic fields, UTC): parse once, ask for the next
-time one fires. Used by every schedule Coffer keeps (backups, stop/start)."""
+"""Cron expressions (the five classic fields, UTC, or six with seconds first as in
+Quartz/Spring: "0 0 20 * * 1-5"): parse once, ask for the next time one fires. Used
+by every schedule Coffer keeps (backups, stop/start)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+SECONDS = ("second", 0, 59)
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 6))
 NAMES = {"month": ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
          "day of week": ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]}
@@ -58,15 +60,18 @@ class Cron:
     weekdays: frozenset[int]
     any_day: bool       # day of month was *
     any_weekday: bool   # day of week was *
+    seconds: frozenset[int] = frozenset({0})  # a five-field expression fires at second 0
 
     @classmethod
     def parse(cls, expression: str) -> "Cron":
         text = ALIASES.get(expression.strip().lower(), expression.strip())
         parts = text.split()
-        if len(parts) != 5:
-            raise CronError(f"{expression!r}: want five fields (minute hour day-of-month month day-of-week)")
+        if len(parts) not in (5, 6):
+            raise CronError(f"{expression!r}: want five fields (minute hour day-of-month month day-of-week), "
+                            "or six with seconds first")
+        seconds = _field(parts.pop(0), *SECONDS) if len(parts) == 6 else frozenset({0})
         sets = [_field(p, name, low, high) for p, (name, low, high) in zip(parts, FIELDS)]
-        return cls(expression, *sets, any_day=parts[2] == "*", any_weekday=parts[4] == "*")
+        return cls(expression, *sets, any_day=parts[2] == "*", any_weekday=parts[4] == "*", seconds=seconds)
 
     def _day_matches(self, moment: datetime) -> bool:
         in_month = moment.day in self.days
@@ -77,17 +82,19 @@ class Cron:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first time strictly after `moment` (same zone) when the expression fires."""
-        t = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        t = moment.replace(microsecond=0) + timedelta(seconds=1)
         limit = moment + SEARCH_LIMIT
         while t <= limit:
             if t.month not in self.months:
-                t = (t.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
+                t = (t.replace(day=1, hour=0, minute=0, second=0) + timedelta(days=32)).replace(day=1)
             elif not self._day_matches(t):
-                t = t.replace(hour=0, minute=0) + timedelta(days=1)
+                t = t.replace(hour=0, minute=0, second=0) + timedelta(days=1)
             elif t.hour not in self.hours:
-                t = t.replace(minute=0) + timedelta(hours=1)
+                t = t.replace(minute=0, second=0) + timedelta(hours=1)
             elif t.minute not in self.minutes:
-                t += timedelta(minutes=1)
+                t = t.replace(second=0) + timedelta(minutes=1)
+            elif t.second not in self.seconds:
+                t += timedelta(seconds=1)
             else:
                 return t
         raise CronError(f"{self.expression!r} never fires")

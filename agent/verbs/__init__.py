@@ -26,4 +26,5 @@ async def run(name: str, manager: DatastoreManager, arguments: dict, secrets: di
     return await handler(manager, arguments, secrets) or {}
 
 
-from . import accounts, backup, configuration, lifecycle, replication, resize  # noqa: E402,F401 - register their verbs
+# importing them registers their verbs
+from . import accounts, backup, configuration, lifecycle, power, replication, resize  # noqa: E402,F401

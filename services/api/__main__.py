@@ -7,7 +7,7 @@ from aiohttp import web
 from plumbing import topics as T
 from plumbing.service import ServiceRuntime
 
-from . import operations
+from . import operations, schedules
 from .http import build_app
 from .projections import Projections
 from .seed import seed_flavors
@@ -36,8 +36,11 @@ async def main() -> None:
             await asyncio.sleep(EXPIRY_TICK_SECONDS)
             await operations.expire_unanswered(rt.store)
 
+    async def fire_schedules():
+        await schedules.run(rt.store)
+
     try:
-        await rt.serve(expire_unanswered_operations)
+        await rt.serve(expire_unanswered_operations, fire_schedules)
     finally:
         await runner.cleanup()
 

@@ -23,9 +23,11 @@ from .faults import FAULT_NAMES, Fault, not_found, rate_limited
 from .flavors import Flavors
 from .instances import Instances
 from .mgmt import Mgmt
+from .power import Power
 from .quotas import Quotas
 from .replication import Replication
 from .resize import Resize
+from .schedules import Schedules
 from .rest import base_url
 from .subscriptions import Subscriptions
 from .upgrade import Upgrade
@@ -114,7 +116,8 @@ def route_groups(store: Store) -> list:
     """Every route group; the instance routes get the actions and update keys the
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
-              Configurations(store), Resize(store), Upgrade(store), Backups(store), Replication(store)]
+              Configurations(store), Resize(store), Upgrade(store), Backups(store), Replication(store), Power(store),
+              Schedules(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

@@ -92,7 +92,7 @@ class Instances:
                                "datastore_version": STR},
                               ),
         "InstanceAction": {"type": "object", "minProperties": 1, "maxProperties": 1,
-                           "description": "exactly one action: restart, resize, reset_status, ...",
+                           "description": "exactly one action: restart, resize, reset_status, stop, start, ...",
                            "additionalProperties": {"type": "object"}},
     }
     PATHS = {

@@ -55,6 +55,9 @@ def on_failed(action: str):
 
 
 def busy(instance) -> Fault:
+    if instance.status == "SHUTDOWN" and not instance.task:
+        return Fault(422, f"Instance {instance.id} is stopped (SHUTDOWN): start it first "
+                          "(POST /instances/{id}/action {\"start\": {}}).")
     return Fault(422, f"Instance {instance.id} is not currently available for an action to be performed "
                       f"(status was {instance.status}).")
 

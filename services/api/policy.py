@@ -39,6 +39,8 @@ RULES: dict[str, frozenset[str]] = {
     "instance:extension:root:delete": WRITE,
     "configuration:index": READ, "configuration:show": READ, "configuration:instances": READ,
     "configuration:create": WRITE, "configuration:update": WRITE, "configuration:delete": WRITE,
+    "instance:extension:schedule:index": READ, "instance:extension:schedule:create": WRITE,
+    "instance:extension:schedule:delete": WRITE,
     "instance:guest_log_list": READ, "instance:guest_log_action": WRITE,
     "subscription:index": READ, "subscription:show": READ, "subscription:create": WRITE,
     "subscription:update": WRITE, "subscription:delete": WRITE,

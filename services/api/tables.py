@@ -216,3 +216,17 @@ backups = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# Schedules that stop or start an instance by cron (services/api/schedules.py).
+instance_schedules = Table(
+    "instance_schedules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("instance_id", String(36), nullable=False, index=True),
+    Column("project_id", String(64), nullable=False),
+    Column("action", String(16), nullable=False),    # stop, start
+    Column("cron", String(200), nullable=False),     # five fields, or six with seconds first; UTC
+    Column("next_run_at", UtcDateTime(), nullable=False, index=True),
+    Column("last_run_at", UtcDateTime()),
+    Column("last_result", Text, nullable=False, default=""),  # "started", or why the firing was skipped
+    Column("created_at", UtcDateTime(), nullable=False),
+)

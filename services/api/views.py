@@ -44,8 +44,9 @@ def instance(row, base: str, project: str, detail: bool, group_names: dict[str, 
     `replicas`: primary id -> its replicas' ids."""
     doc = {
         "id": row.id, "name": row.name, "status": row.status,
-        # Trove shows the guest's status only while no task runs
-        "operating_status": row.operating_status if row.status in ("ACTIVE", "RESTART_REQUIRED") else "",
+        # Trove shows the guest's status only while no task runs (a stopped one's is SHUTDOWN)
+        "operating_status": row.operating_status if row.status in ("ACTIVE", "RESTART_REQUIRED", "SHUTDOWN")
+        else "",
         "links": links(base, project, "instances", row.id),
         "flavor": {"id": row.flavor_id, "links": links(base, project, "flavors", row.flavor_id)},
         "datastore": {"type": row.datastore, "version": row.datastore_version},

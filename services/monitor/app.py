@@ -153,7 +153,7 @@ async def watch_heartbeats(stream):
             continue
         with _handling(event, event_):
             iid = event.data["instance_id"]
-            verdict = health.from_heartbeat(event.data["engine_up"])
+            verdict = health.from_heartbeat(event.data["engine_up"], event.data.get("engine_stopped", False))
             previous = instances.get(iid)
             sent_at_ms = int(event.data["sent_at"].timestamp() * 1000)  # Avro timestamp-millis decodes to datetime
             seq = event.data["seq"]

@@ -6,14 +6,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str     # HEALTHY, UNHEALTHY
+    status: str     # HEALTHY, UNHEALTHY, SHUTDOWN
     category: str
     reason: str
 
 
-def from_heartbeat(engine_up: bool) -> Verdict:
+def from_heartbeat(engine_up: bool, engine_stopped: bool = False) -> Verdict:
     if engine_up:
         return Verdict("HEALTHY", "availability", "")
+    if engine_stopped:  # the stop action: down on purpose, not a failure
+        return Verdict(SHUTDOWN, "availability", "the database engine was stopped on purpose")
     return Verdict("UNHEALTHY", "availability", "the database engine is not accepting connections")
 
 
@@ -25,6 +27,7 @@ def silent(last_seen_ms: int, now_ms: int, window_s: float) -> Verdict | None:
 
 
 STARTING = "STARTING"
+SHUTDOWN = "SHUTDOWN"
 
 
 def next_status(previous: str | None, verdict: Verdict) -> str:

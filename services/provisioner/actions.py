@@ -69,6 +69,9 @@ def resize_flavor(action: str, arguments: dict) -> Plan:
 PLANS: dict[str, PlanBuilder] = {
     "restart": disruptive_verb(120),
     "resize": resize_flavor,
+    # the host's capacity stays claimed while stopped: a start never waits for room
+    "stop": disruptive_verb(120),
+    "start": disruptive_verb(120),
 }
 
 

@@ -46,6 +46,7 @@ BODIES = {
     ("put", f"{V}/instances/{{instance}}/users/{{user}}/databases"): {"databases": [{"name": "appdb"}]},
     ("post", f"{V}/instances/{{instance}}/root"): {},
     ("post", f"{V}/instances/{{instance}}/log"): {"name": "general"},
+    ("post", f"{V}/instances/{{instance}}/schedules"): {"schedule": {"action": "stop", "cron": "0 0 1 1 *"}},
     ("post", f"{V}/backups"): {"backup": {"name": "from-b", "instance": "{instance}"}},
     ("post", f"{V}/configurations"): {"configuration": {"name": "from-b", "values": {}}},
     ("patch", f"{V}/configurations/{{configuration}}"): {"configuration": {"values": {}}},
@@ -114,6 +115,10 @@ def tenants(stack, doc):
         a.call("member", "post", f"{V}/configurations", {"configuration": {
             "name": "iso-a-config", "values": {},
             "datastore": {"type": "postgresql", "version": installed_pg_version()}}})
+    schedules = f"{V}/instances/{{instance}}/schedules"
+    if "post" in paths.get(schedules, {}):
+        made = a.call("member", "post", fill(schedules, values), {"schedule": {"action": "stop", "cron": "0 0 1 1 *"}})
+        assert made.status_code == 200, made.text
     if "post" in paths.get(f"{V}/backups", {}):
         a.call("member", "post", f"{V}/backups", {"backup": {"name": "iso-a-backup", "instance": inst.id}})
     a.values, a.owned = values, {inst.id, values["subscription"]}

@@ -62,3 +62,17 @@ def test_bad_expressions_are_refused_with_the_field_named(bad):
 def test_an_expression_that_never_fires_says_so():
     with pytest.raises(CronError, match="never fires"):
         nxt("0 0 30 2 *")
+
+
+def test_six_fields_put_seconds_first():
+    assert nxt("*/10 * * * * *") == at(2026, 11, 30, 10, 17, 50)
+    assert nxt("0 0 20 * * 1-5") == at(2026, 11, 30, 20, 0)  # weekdays at 20:00
+    assert nxt("30 17 10 * * *") == at(2026, 11, 30, 10, 17, 30) + (at(2026, 12, 1, 10, 17) - at(2026, 11, 30, 10, 17))
+    assert Cron.parse("0 18 10 * * *").next_after(at(2026, 11, 30, 10, 17, 59)) == at(2026, 11, 30, 10, 18)
+
+
+def test_a_bad_seconds_field_is_named():
+    with pytest.raises(CronError, match="second"):
+        Cron.parse("61 * * * * *")
+    with pytest.raises(CronError, match="six"):
+        Cron.parse("* * * * * * *")

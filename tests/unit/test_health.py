@@ -56,3 +56,12 @@ def test_lag_and_disk_alerts():
         == [("storage", "the volume is 95% full")]
     assert health.threshold_alerts({"role": "replica", "replication_lag_seconds": 1, "disk_used_bytes": 1,
                                     "disk_total_bytes": 100}, 10, 0.9) == []
+
+
+def test_an_engine_stopped_on_purpose_is_shutdown_not_unhealthy():
+    stopped = health.from_heartbeat(False, engine_stopped=True)
+    assert stopped.status == health.SHUTDOWN
+    kept = health.next_status("HEALTHY", stopped)
+    assert kept == health.SHUTDOWN and health.worth_announcing("HEALTHY", kept, False, False)
+    # started again: healthy is announced
+    assert health.worth_announcing(kept, health.next_status(kept, UP), False, False)
