@@ -1,7 +1,7 @@
 """The verbs an agent command may name (coffer.agent.command.v1). Each verb is a
 coroutine (manager, arguments, secrets) -> output dict, registered by the module of
 its capability: lifecycle (restart, ...), accounts (databases, users, root),
-configuration (configure, show_configuration), resize, and more as capabilities arrive."""
+configuration (configure, show_configuration), resize, logs (guest_log), and more as capabilities arrive."""
 from __future__ import annotations
 
 from typing import Awaitable, Callable
@@ -26,4 +26,4 @@ async def run(name: str, manager: DatastoreManager, arguments: dict, secrets: di
     return await handler(manager, arguments, secrets) or {}
 
 
-from . import accounts, configuration, lifecycle, resize  # noqa: E402,F401 - register their verbs
+from . import accounts, configuration, lifecycle, logs, resize  # noqa: E402,F401 - register their verbs

@@ -16,6 +16,7 @@ from plumbing.outbox import Store
 
 from . import audit, identity, openapi, policy, ratelimit
 from .accounts import Accounts
+from .guest_logs import GuestLogs
 from .configurations import Configurations
 from .datastores import Datastores
 from .faults import FAULT_NAMES, Fault, not_found, rate_limited
@@ -112,7 +113,7 @@ def route_groups(store: Store) -> list:
     """Every route group; the instance routes get the actions and update keys the
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
-              Configurations(store), Resize(store), Upgrade(store)]
+              Configurations(store), Resize(store), Upgrade(store), GuestLogs(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

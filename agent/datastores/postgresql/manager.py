@@ -14,11 +14,12 @@ from .bootstrap import bootstrap
 from .configuration import ConfigurationMixin
 from .engine_user import bindir
 from .engine_user import run as run_engine
+from .logs import GuestLogMixin
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(PostgresAccounts, ConfigurationMixin, DatastoreManager):
+class Manager(PostgresAccounts, ConfigurationMixin, GuestLogMixin, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.data = config.directory / "data"

@@ -18,11 +18,12 @@ from .bootstrap import bootstrap
 from .configuration import ConfigurationMixin
 from .engine_user import REDIS_SERVER
 from .layout import ADMIN_USER, Layout, admin_password
+from .logs import GuestLogMixin
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(RedisAccounts, ConfigurationMixin, DatastoreManager):
+class Manager(RedisAccounts, ConfigurationMixin, GuestLogMixin, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.layout = Layout(config.directory)
