@@ -1,7 +1,7 @@
 """The verbs an agent command may name (coffer.agent.command.v1). Each verb is a
 coroutine (manager, arguments, secrets) -> output dict, registered by the module of
 its capability: lifecycle (restart, ...), accounts (databases, users, root),
-configuration (configure, show_configuration), resize, and more as capabilities arrive."""
+configuration (configure, show_configuration), resize, logs (guest_log), and more as capabilities arrive."""
 from __future__ import annotations
 
 from typing import Awaitable, Callable
@@ -27,4 +27,4 @@ async def run(name: str, manager: DatastoreManager, arguments: dict, secrets: di
 
 
 # importing them registers their verbs
-from . import accounts, backup, configuration, lifecycle, power, replication, resize  # noqa: E402,F401
+from . import accounts, backup, configuration, lifecycle, logs, power, replication, resize  # noqa: E402,F401

@@ -5,7 +5,6 @@ change is a day-2 action (operations.start) that the instance's agent carries ou
 and the view follows when it completes. Passwords travel sealed to the agent only."""
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import string
@@ -332,8 +331,8 @@ class Accounts:
             inst, _rules = await self._instance(uow.conn, request)
             operation_id = await operations.start(uow, inst, "enable_root", {}, exclusive=False,
                                                   sealed=operations.seal_for(inst, {"password": password}))
-        done = await self._finished(operation_id, "Enabling root")
-        name = json.loads(done.output or "{}").get("user", "root")
+        output = await operations.outcome(self.store, operation_id, "Enabling root", ROOT_WAIT_SECONDS)
+        name = output.get("user", "root")
         return web.json_response({"user": {"name": name, "password": password}})
 
     async def disable_root(self, request):
@@ -343,18 +342,8 @@ class Accounts:
             if not (await accounts_view.projected(uow.conn, inst.id)).root_enabled:
                 raise not_found(f"Root is not enabled on instance {inst.id}.")
             operation_id = await operations.start(uow, inst, "disable_root", {}, exclusive=False)
-        await self._finished(operation_id, "Disabling root")
+        await operations.outcome(self.store, operation_id, "Disabling root", ROOT_WAIT_SECONDS)
         return no_content()
-
-    async def _finished(self, operation_id: str, what: str):
-        """The operation once it succeeded; Trove's 400 for a guest error or timeout."""
-        done = await operations.wait(self.store, operation_id, ROOT_WAIT_SECONDS)
-        if done is None:
-            raise bad_request(f"{what} did not complete within {ROOT_WAIT_SECONDS:.0f} s: the instance's agent "
-                              "did not answer. Try again.")
-        if done.state != "done":
-            raise bad_request(f"{what} failed: {done.message}")
-        return done
 
     def routes(self, app: web.Application, prefix: str) -> None:
         base = f"{prefix}/instances/{{instance}}"

@@ -21,6 +21,7 @@ from .configurations import Configurations
 from .datastores import Datastores
 from .faults import FAULT_NAMES, Fault, not_found, rate_limited
 from .flavors import Flavors
+from .guest_logs import GuestLogs
 from .instances import Instances
 from .mgmt import Mgmt
 from .power import Power
@@ -117,7 +118,7 @@ def route_groups(store: Store) -> list:
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
               Configurations(store), Resize(store), Upgrade(store), Backups(store), Replication(store), Power(store),
-              Schedules(store)]
+              Schedules(store), GuestLogs(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

@@ -20,7 +20,7 @@ from plumbing import sealing
 from plumbing import topics as T
 from plumbing.envelope import Event
 
-from .faults import Fault
+from .faults import Fault, bad_request
 from .rest import now
 from .tables import instances, operations
 
@@ -163,6 +163,18 @@ async def wait(store, operation_id: str, timeout: float):
         if time.monotonic() > deadline:
             return None
         await asyncio.sleep(WAIT_POLL_SECONDS)
+
+
+async def outcome(store, operation_id: str, what: str, timeout: float) -> dict:
+    """The output of an operation a request answers with once it succeeded; Trove's
+    400 for a guest error or when the agent does not answer within `timeout` seconds."""
+    done = await wait(store, operation_id, timeout)
+    if done is None:
+        raise bad_request(f"{what} did not complete within {timeout:.0f} s: the instance's agent did not answer. "
+                          "Try again.")
+    if done.state != "done":
+        raise bad_request(f"{what} failed: {done.message}")
+    return json.loads(done.output or "{}")
 
 
 async def expire_unanswered(store, timeout: float = OUTCOME_TIMEOUT_SECONDS) -> int:

@@ -45,6 +45,10 @@ class Paths:
     def log(self) -> Path:
         return self.directory / "mariadb.log"
 
+    @property
+    def logging_options(self) -> Path:  # the guest logs switched on (logs.py); may not exist
+        return self.directory / "logging.cnf"
+
 
 def _round_down(mb: int, step: int) -> int:
     return mb // step * step if mb >= step else mb
@@ -118,5 +122,7 @@ def options(paths: Paths, address: str, port: int, ram_mb: int, instance_id: str
     # so an operator can run `mariadb --defaults-file=<this file>` on the host
     lines += ["", "[client]", f"socket = {paths.socket}", ""]
     # last: a configuration group's values win over the settings above
-    lines += [f"!include {group_file.path(paths.directory)}", ""]
+    lines += [f"!include {group_file.path(paths.directory)}"]
+    # then the guest logs a tenant switched on (a missing file is skipped)
+    lines += [f"!include {paths.logging_options}", ""]
     return "\n".join(lines)

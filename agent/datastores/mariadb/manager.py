@@ -13,6 +13,7 @@ from . import run, status, users
 from .accounts import MariadbAccounts
 from .bootstrap import bootstrap
 from .configuration import ConfigurationMixin
+from .logs import GuestLogMixin
 from .replication import MariadbReplication
 from .conf import Paths
 from .engine_user import admin_user, server_version
@@ -20,7 +21,7 @@ from .engine_user import admin_user, server_version
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(MariadbAccounts, ConfigurationMixin, MariadbReplication, DatastoreManager):
+class Manager(MariadbAccounts, ConfigurationMixin, GuestLogMixin, MariadbReplication, DatastoreManager):
     """Serves both `mariadb` and `mysql`: the installed MariaDB server runs them."""
 
     def __init__(self, config):

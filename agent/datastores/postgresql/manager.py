@@ -15,11 +15,12 @@ from .configuration import ConfigurationMixin
 from .replication import PostgresReplication
 from .engine_user import bindir
 from .engine_user import run as run_engine
+from .logs import GuestLogMixin
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(PostgresAccounts, ConfigurationMixin, PostgresReplication, DatastoreManager):
+class Manager(PostgresAccounts, ConfigurationMixin, GuestLogMixin, PostgresReplication, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.data = config.directory / "data"

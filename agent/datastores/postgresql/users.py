@@ -8,9 +8,14 @@ from ...manager import UserSpec
 from .scram import verifier
 
 
+AGENT_SESSION = "-c log_statement=none -c log_min_duration_statement=-1"
+
+
 async def connect(socket_dir: str, port: int, dbname: str = "postgres") -> psycopg.AsyncConnection:
+    # the agent's own statements stay out of the tenant's general and slow query logs
     return await psycopg.AsyncConnection.connect(host=socket_dir, port=port, user="postgres",
-                                                 dbname=dbname, autocommit=True, connect_timeout=5)
+                                                 dbname=dbname, autocommit=True, connect_timeout=5,
+                                                 options=AGENT_SESSION)
 
 
 async def create_databases(conn: psycopg.AsyncConnection, databases: list[dict]) -> None:

@@ -40,6 +40,8 @@ def bootstrap(config) -> None:
         f.write(settings(layout, config.address, config.port, config.ram_mb))
     scratch.rename(layout.conf)
     group_file.write(layout, values_at_bring_up(config.directory, config.initial_configuration))
+    if not layout.logging_file.exists():  # redis.conf includes it; no guest log switched yet
+        layout.logging_file.write_text("")
     layout.log.touch(mode=0o640)
     chown_to_engine_user(layout.log)
     if run.server_pid(layout) is None:

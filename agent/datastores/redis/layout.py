@@ -73,6 +73,10 @@ class Layout:
     def group_file(self) -> Path:  # a configuration group's values (group_file.py)
         return self.directory / "configuration.conf"
 
+    @property
+    def logging_file(self) -> Path:  # the guest logs switched on (logs.py), included after the group
+        return self.directory / "logging.conf"
+
 
 def password_hash(password: str) -> str:
     """Redis's own form of a password (ACL SETUSER #<hash>): the clear password
@@ -135,7 +139,7 @@ def settings(layout: Layout, address: str, port: int, ram_mb: int) -> str:
     lines = ["# written by the Coffer agent; changes are overwritten"]
     lines += [f"{name} {value}" for name, value in directives(layout, address, port, ram_mb).items()]
     # last: a configuration group's values win over the settings above
-    lines += [f"include {quoted(layout.group_file)}", ""]
+    lines += [f"include {quoted(layout.group_file)}", f"include {quoted(layout.logging_file)}", ""]
     return "\n".join(lines)
 
 

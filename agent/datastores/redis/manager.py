@@ -19,11 +19,12 @@ from .configuration import ConfigurationMixin
 from .engine_user import REDIS_SERVER
 from .replication import RedisReplication
 from .layout import ADMIN_USER, Layout, admin_password
+from .logs import GuestLogMixin
 
 DISK_SAMPLE_SECONDS = 10
 
 
-class Manager(RedisAccounts, ConfigurationMixin, RedisReplication, DatastoreManager):
+class Manager(RedisAccounts, ConfigurationMixin, GuestLogMixin, RedisReplication, DatastoreManager):
     def __init__(self, config):
         super().__init__(config)
         self.layout = Layout(config.directory)
