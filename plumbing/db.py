@@ -39,11 +39,18 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
 
 
+SCHEMA_LOCK_KEY = 0x436F66666572  # "Coffer": one schema change at a time per database
+
+
 async def create_schema(engine: AsyncEngine, metadata: MetaData) -> None:
     """Create missing tables, and add the columns a newer release added to existing
     ones (new columns are nullable or have a server default, so this is all an
     upgrade needs; anything else would take a real migration)."""
     async with engine.begin() as conn:
+        if is_postgres(engine):
+            # two processes creating one schema at once (a service and the token CLI)
+            # collide in PostgreSQL's catalog: one waits for the other's transaction
+            await conn.execute(text("SELECT pg_advisory_xact_lock(%d)" % SCHEMA_LOCK_KEY))
         await conn.run_sync(metadata.create_all)
         await conn.run_sync(_add_missing_columns, metadata)
 
