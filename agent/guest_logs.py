@@ -111,20 +111,21 @@ async def parts(path: Path, offset: int, limit: int) -> AsyncIterator[bytes]:
     f = await asyncio.to_thread(open, path, "rb")
     try:
         await asyncio.to_thread(f.seek, offset)
-        part, rest = b"", b""
+        part, size, rest = [], 0, b""
         while block := await asyncio.to_thread(f.read, READ_BYTES):
             rest += block
             cut = rest.rfind(b"\n") + 1
             if not cut:
                 continue
-            for line in rest[:cut].splitlines(keepends=True):
-                if part and len(part) + len(line) > limit:
-                    yield part
-                    part = b""
-                part += line
+            for line in rest[:cut].split(b"\n")[:-1]:
+                if part and size + len(line) + 1 > limit:
+                    yield b"".join(part)
+                    part, size = [], 0
+                part.append(line + b"\n")
+                size += len(line) + 1
             rest = rest[cut:]
         if part:
-            yield part
+            yield b"".join(part)
     finally:
         f.close()
 

@@ -25,7 +25,8 @@ async def guest_log(manager, arguments: dict, secrets: dict) -> dict:
         return {"logs": await logs.list()}
     for action in actions:
         if action in ("enable", "disable"):
-            await logs.enable(name, action == "enable")
+            if (await logs.enable(name, action == "enable"))["status"] == "Restart Required":
+                manager.mark_restart_pending()  # the instance shows RESTART_REQUIRED until restarted
         elif action == "publish":
             await logs.publish(name)
         elif action == "discard":
