@@ -26,6 +26,7 @@ def bootstrap(config) -> None:
     conf = data / "coffer.conf"
     conf.write_text(initdb.settings(address, port, socket_dir, ram_mb))
     chown_to_engine_user(conf)
+    initdb.write_replication_conf(data, keep=True)  # a replica's stays
     group_file.write(data, values_at_bring_up(directory, config.initial_configuration))
     log.touch()
     chown_to_engine_user(log)

@@ -10,6 +10,9 @@ from . import group_file
 from .engine_user import bindir, chown_to_engine_user, run
 
 REPLICATION_CONF = "replication.conf"
+# a primary's replication.conf names no source; it is never missing, because PostgreSQL
+# logs a missing include_if_exists file at every read of pg_file_settings (tenant logs)
+PRIMARY_REPLICATION_CONF = "# written by the Coffer agent: this instance is a primary\n"
 HBA = """# written by the Coffer agent
 local   all   all                 trust
 local   replication   all         trust
@@ -59,6 +62,14 @@ def settings(address: str, port: int, socket_dir: Path, ram_mb: int) -> str:
         f"include_if_exists = '{group_file.NAME}'",
         "",
     ])
+
+
+def write_replication_conf(data: Path, text: str = PRIMARY_REPLICATION_CONF, keep: bool = False) -> None:
+    conf = data / REPLICATION_CONF
+    if keep and conf.exists():
+        return
+    conf.write_text(text)
+    chown_to_engine_user(conf)
 
 
 def ensure_data_directory(data: Path, templates_dir: Path, version: str) -> bool:

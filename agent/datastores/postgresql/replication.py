@@ -16,7 +16,7 @@ from ...manager import ReplicationState, SourceLink
 from . import users
 from .engine_user import bindir, chown_to_engine_user
 from .engine_user import run as run_engine
-from .initdb import REPLICATION_CONF
+from .initdb import write_replication_conf
 from .scram import verifier
 
 HBA_LINE = "host    replication   all   0.0.0.0/0   scram-sha-256\n"
@@ -76,12 +76,10 @@ class PostgresReplication:
 
     def _write_source(self, source: SourceLink) -> None:
         passfile = self._write_passfile(source)
-        conf = self.data / REPLICATION_CONF
-        conf.write_text("# written by the Coffer agent: this instance is a replica\n"
-                        f"primary_conninfo = 'host={source.address} port={source.port} user={source.user} "
-                        f"passfile={passfile} application_name={self.config.instance_id.replace('-', '_')}'\n"
-                        f"primary_slot_name = '{source.slot}'\n")
-        chown_to_engine_user(conf)
+        write_replication_conf(self.data, "# written by the Coffer agent: this instance is a replica\n"
+                               f"primary_conninfo = 'host={source.address} port={source.port} user={source.user} "
+                               f"passfile={passfile} application_name={self.config.instance_id.replace('-', '_')}'\n"
+                               f"primary_slot_name = '{source.slot}'\n")
 
     async def follow(self, source: SourceLink, copy_data: bool) -> None:
         if copy_data:
@@ -127,7 +125,7 @@ class PostgresReplication:
             if (await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone())[0]:
                 await conn.execute("SELECT pg_promote(true, 60)")
             await conn.execute("SELECT pg_reload_conf()")
-        (self.data / REPLICATION_CONF).unlink(missing_ok=True)
+        write_replication_conf(self.data)  # a primary's: no source
 
     async def replication_state(self) -> ReplicationState:
         if self._conn is None or self._conn.closed:
