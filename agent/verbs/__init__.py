@@ -26,4 +26,4 @@ async def run(name: str, manager: DatastoreManager, arguments: dict, secrets: di
     return await handler(manager, arguments, secrets) or {}
 
 
-from . import accounts, configuration, lifecycle, power, resize  # noqa: E402,F401 - register their verbs
+from . import accounts, configuration, lifecycle, power, resize, volume  # noqa: E402,F401 - register their verbs

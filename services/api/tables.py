@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from plumbing.db import UtcDateTime
 from plumbing.outbox import add_tables
@@ -73,6 +73,7 @@ instances = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("configuration_id", String(36)),  # the attached configuration group, if any
+    Column("volume_used_bytes", BigInteger),  # from the agent's heartbeats (services/api/volume_use.py)
 )
 
 # Configuration groups: values for the parameters of one datastore version.
