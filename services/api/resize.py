@@ -62,8 +62,9 @@ class Resize:
         if size == inst.volume_gb:
             raise bad_request(f"Instance {inst.id} already has a {size} GB volume: no change was requested.")
         await quotas.check(uow.conn, inst.project_id, {"volumes": size - inst.volume_gb})
-        await operations.start(uow, inst, "resize_volume", {"volume_gb": size, "old_volume_gb": inst.volume_gb},
-                               busy_status="RESIZE")
+        flavor = await flavors.find(uow.conn, inst.flavor_id)
+        await operations.start(uow, inst, "resize_volume", {"volume_gb": size, "old_volume_gb": inst.volume_gb,
+                                                            "flavor": flavor_spec(flavor)}, busy_status="RESIZE")
 
     def routes(self, app, prefix: str) -> None:
         """No routes of its own."""

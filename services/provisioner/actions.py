@@ -68,14 +68,18 @@ def resize_flavor(action: str, arguments: dict) -> Plan:
 
 
 def resize_volume(action: str, arguments: dict) -> Plan:
-    """As Trove does with a Cinder volume: the engine stops and lets go of its volume,
-    the driver grows it and its file system, the engine starts on it again. A failed
-    growth brings the engine back on the volume as it was."""
-    new, old = arguments["volume_gb"], arguments["old_volume_gb"]
+    """The scheduler claims the host's disk for the bigger volume (no room: "No valid
+    host", nothing else changes); then, as Trove does with a Cinder volume, the engine
+    stops and lets go of its volume, the driver grows it and its file system, the
+    engine starts on it again. A failed growth brings the engine back on the volume as
+    it was and gives the disk back."""
+    new, old, flavor = arguments["volume_gb"], arguments["old_volume_gb"], arguments["flavor"]
+    same = {"vcpus": flavor["vcpus"], "ram_mb": flavor["ram_mb"]}
+    claim = Step("scheduler", "resize_claim", {**same, "disk_gb": new}, undo={**same, "disk_gb": old, "force": True})
     offline = Step("agent", "volume_online", {"online": False}, undo={"online": True, "volume_gb": old})
     grow = Step("compute", "grow_volume", {"volume_gb": new})
     online = Step("agent", "volume_online", {"online": True, "volume_gb": new})
-    return Plan((offline, grow, online), deadline_seconds(action, 120), disruptive=True)
+    return Plan((claim, offline, grow, online), deadline_seconds(action, 120), disruptive=True)
 
 
 # action -> how to build its plan; actions not listed are guest verbs

@@ -275,6 +275,16 @@ def test_the_volume_is_a_disk_quota_and_a_resize_lets_it_grow(stack, instances):
         client.instances.resize_volume(inst.id, 1)
     with pytest.raises(trove_exc.RequestEntityTooLarge):
         client.instances.resize_volume(inst.id, 10_000)
+    # within a raised quota, but no host has the disk: nothing changes but a fault
+    admin = trove(stack, stack.admin_token)
+    admin.quota.update(stack.project, {"volumes": 10_000})
+    try:
+        client.instances.resize_volume(inst.id, 5_000)
+        failed = wait_for(lambda: (lambda i: i if i.status == "ACTIVE" and hasattr(i, "fault") else None)(
+            client.instances.get(inst.id)), 60, what="the volume resize to fail")
+    finally:
+        admin.quota.update(stack.project, {"volumes": 40})
+    assert failed.volume["size"] == 1 and "not enough disk" in failed.fault["message"]
     client.instances.resize_volume(inst.id, 2)
     assert client.instances.get(inst.id).status in ("RESIZE", "ACTIVE")
     with pytest.raises(trove_exc.UnprocessableEntity):
