@@ -142,6 +142,16 @@ def test_start_of_a_running_instance_is_refused(stack, instances):
         action(client, instances["postgresql"].id, {"stop": {"now": True}})
 
 
+def test_the_mgmt_stop_is_the_stop_action(stack, instances):
+    client, inst = trove(stack), instances["redis"]
+    answer = api(stack, "POST", f"/mgmt/instances/{inst.id}/action", {"stop": {}}, token=stack.admin_token)
+    assert answer.status_code == 202, answer.text
+    wait_status(client, inst.id, "SHUTDOWN")
+    assert refuses_connections(inst.ip[0], PORTS["redis"])
+    action(client, inst.id, {"start": {}})
+    wait_active(client, inst.id)
+
+
 def api(stack, method: str, path: str, body=None, token: str | None = None, project: str | None = None):
     project = project or stack.project
     return requests.request(method, f"{stack.api_url}/v1.0/{project}{path}", json=body, timeout=10,
