@@ -66,6 +66,8 @@ class Metrics:
     cpu_seconds: float = 0.0
     rss_bytes: int = 0
     disk_used_bytes: int = 0
+    cache_hit_ratio: float | None = None  # reads served from the engine's memory, since it started
+    database_size_bytes: int = 0          # the data itself, as the engine counts it
 
 
 class DatastoreManager(ABC):

@@ -22,7 +22,7 @@ from plumbing.config import KafkaSettings
 from plumbing.envelope import Event
 from plumbing.logs import log
 
-from . import verbs
+from . import verbs, volume
 from .backups import wal
 from .commands import CommandChannel
 from .fencing import EpochGuard, Fenced
@@ -58,6 +58,7 @@ class Agent:
         self.epochs = EpochGuard(config.directory / "epoch")
         self.engine_up: asyncio.Future | None = None  # result or failure of bring-up
         self.seq = 0
+        self._previous: tuple[float, int, float] | None = None  # (when, xact_commit, cpu_seconds) of the last beat
 
     def _event(self, type_: str, data: dict, cause: Event | None = None) -> Event:
         if cause is not None:
@@ -183,6 +184,10 @@ class Agent:
         stopped = self.manager.stopped_on_purpose
         m = await self.manager.metrics() if self.engine_up.done() and not stopped else None
         replication = await self._replication_state() if m and m.engine_up else None
+        # the manager's config: a volume resize changes its size
+        disk_used, disk_total = volume.usage(self.config.directory / "data", self.manager.config.volume_gb,
+                                             m.disk_used_bytes if m else 0)
+        rates = self._rates(m)
         self.seq += 1
         await self.producer.send(T.TELEMETRY, self._event("coffer.telemetry.heartbeat.v1", {
             "instance_id": self.config.instance_id, "host": self.config.host, "seq": self.seq,
@@ -192,8 +197,21 @@ class Agent:
             "replication_lag_seconds": replication.lag_seconds if replication else 0.0,
             "connections": m.connections if m else 0, "xact_commit": m.xact_commit if m else 0,
             "cpu_seconds": m.cpu_seconds if m else 0.0, "rss_bytes": m.rss_bytes if m else 0,
-            "disk_used_bytes": m.disk_used_bytes if m else 0,
-            "disk_total_bytes": self.config.volume_gb * 1024 ** 3}))
+            "disk_used_bytes": disk_used, "disk_total_bytes": disk_total,
+            "transactions_per_second": rates[0], "cpu_percent": rates[1],
+            "cache_hit_ratio": m.cache_hit_ratio if m else None,
+            "database_size_bytes": m.database_size_bytes if m else 0}))
+
+    def _rates(self, m) -> tuple[float, float]:
+        """(transactions per second, CPU percent) since the previous beat with the engine up."""
+        now, previous = time.monotonic(), self._previous
+        self._previous = (now, m.xact_commit, m.cpu_seconds) if m and m.engine_up else None
+        if self._previous is None or previous is None or now <= previous[0]:
+            return 0.0, 0.0
+        elapsed = now - previous[0]
+        # a counter that went back is a restarted engine: no rate this time
+        return (max(0.0, (m.xact_commit - previous[1]) / elapsed),
+                max(0.0, 100 * (m.cpu_seconds - previous[2]) / elapsed))
 
     async def _replication_state(self):
         try:

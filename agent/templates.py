@@ -36,7 +36,9 @@ def ensure_template(template: Path, is_complete: Callable[[Path], bool], build: 
 
 
 def copy_template(template: Path, data: Path) -> None:
-    """A private copy of the template at `data`, which appears only when complete."""
+    """A private copy of the template at `data`, which appears only when complete.
+    `data` may be a link into the instance's volume: the copy is made there."""
+    data = Path(os.path.realpath(data))
     partial = data.with_name(data.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     # cp as root: it keeps the template's owner and may write in the instance directory

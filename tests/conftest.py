@@ -69,6 +69,8 @@ def coffer_home():
     home = Path(tempfile.mkdtemp(prefix=f"coffer-test-{RUN_ID}-", dir="/tmp"))
     os.chmod(home, 0o755)
     yield home
+    from services.provisioner.drivers.local_volumes import release_all
+    release_all(home / "instances")  # no instance volume stays mounted, whatever happened
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -27,4 +27,4 @@ async def run(name: str, manager: DatastoreManager, arguments: dict, secrets: di
 
 
 # importing them registers their verbs
-from . import accounts, backup, configuration, lifecycle, logs, power, replication, resize  # noqa: E402,F401
+from . import accounts, backup, configuration, lifecycle, logs, power, replication, resize, volume  # noqa: E402,F401

@@ -57,7 +57,8 @@ class Instances:
             "operating_status": {"type": "string", "description": "HEALTHY, RESTARTING, UNHEALTHY, ... or \"\""},
             "flavor": obj({"id": STR, "links": LINKS}), "datastore": obj(
                 {"type": STR, "version": STR, "version_number": STR}),
-            "region": STR, "access": obj({"is_public": BOOL}), "volume": obj({"size": {"type": "integer"}}),
+            "region": STR, "access": obj({"is_public": BOOL}), "volume": obj({"size": {"type": "integer"}, "used": {
+                "type": "number", "description": "GB in use, from the agent's heartbeats (once reported)"}}),
             "ip": {"type": "array", "items": STR}, "addresses": {"type": "array", "items": obj(
                 {"address": STR, "type": STR})},
             "created": STR, "updated": STR, "locality": STR,

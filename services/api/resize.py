@@ -3,7 +3,8 @@ with a new flavor (flavorRef) or a bigger volume (volume). A flavor resize shows
 RESIZE while the provisioner has the scheduler re-claim the host's capacity and the
 agent restart the engine with memory settings for the new flavor; the new flavor is
 shown once it is done. "No valid host" leaves the instance ACTIVE on its old flavor
-with a fault."""
+with a fault. A volume resize grows the instance's volume (the local driver's is a
+loop-mounted ext4 image: services/provisioner/drivers/local_volumes.py)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import json
 from sqlalchemy import update
 
 from . import flavors, operations, quotas, validation
-from .faults import Fault, bad_request
+from .faults import bad_request
 from .rest import now
 from .tables import instances
 
@@ -52,10 +53,27 @@ class Resize:
                                busy_status="RESIZE")
 
     async def resize_volume(self, request, uow, inst, spec) -> None:
-        raise Fault(501, "Resizing the volume is not available yet in this Coffer release.")
+        """RESIZE while the engine stops, the volume and its file system grow and the
+        engine starts again; the new size is shown once done. Volumes only grow."""
+        size = validation.volume_size(spec)
+        if size < inst.volume_gb:
+            raise bad_request(f"Instance {inst.id} has a {inst.volume_gb} GB volume: a volume cannot shrink "
+                              f"(asked for {size} GB).")
+        if size == inst.volume_gb:
+            raise bad_request(f"Instance {inst.id} already has a {size} GB volume: no change was requested.")
+        await quotas.check(uow.conn, inst.project_id, {"volumes": size - inst.volume_gb})
+        flavor = await flavors.find(uow.conn, inst.flavor_id)
+        await operations.start(uow, inst, "resize_volume", {"volume_gb": size, "old_volume_gb": inst.volume_gb,
+                                                            "flavor": flavor_spec(flavor)}, busy_status="RESIZE")
 
     def routes(self, app, prefix: str) -> None:
         """No routes of its own."""
+
+
+@operations.on_completed("resize_volume")
+async def _volume_resized(uow, op, output: dict) -> None:
+    await uow.conn.execute(update(instances).where(instances.c.id == op.instance_id).values(
+        volume_gb=json.loads(op.arguments)["volume_gb"], updated_at=now()))
 
 
 @operations.on_completed("resize")

@@ -77,6 +77,7 @@ instances = Table(
     Column("hostname", String(255)),  # a replica set's stable endpoint, reaching its current primary
     Column("failover_enabled", Boolean, nullable=False, default=True),
     Column("synchronous", Boolean, nullable=False, default=False),  # its replica set acknowledges on a replica
+    Column("volume_used_bytes", BigInteger),  # from the agent's heartbeats (services/api/volume_use.py)
 )
 
 # Configuration groups: values for the parameters of one datastore version.

@@ -38,6 +38,14 @@ def datastore(row, versions: list, base: str, project: str) -> dict:
     return doc
 
 
+def volume(row) -> dict:
+    """Trove's volume: its size, and (once the agent reported it) what is used, in GB."""
+    shown = {"size": row.volume_gb}
+    if row.volume_used_bytes is not None:
+        shown["used"] = round(row.volume_used_bytes / 1024 ** 3, 3)
+    return shown
+
+
 def instance(row, base: str, project: str, detail: bool, group_names: dict[str, str] | None = None,
              replicas: dict[str, list[str]] | None = None) -> dict:
     """`group_names`: configuration group id -> name, for the detail view's `configuration`;
@@ -52,7 +60,7 @@ def instance(row, base: str, project: str, detail: bool, group_names: dict[str, 
         "datastore": {"type": row.datastore, "version": row.datastore_version},
         "region": "RegionOne",
         "access": {"is_public": False},
-        "volume": {"size": row.volume_gb},
+        "volume": volume(row),
     }
     if row.address:
         doc["ip"] = [row.address]

@@ -3,7 +3,8 @@ each with a deadline; the handlers persist the saga and perform the effects it a
 for. An action without a plan of its own is one step: the agent verb of the same
 name with the request's arguments (databases, users, root, configuration, ...).
 
-A step is the agent's (a verb) or the scheduler's (a capacity claim). A step that
+A step is the agent's (a verb), the scheduler's (a capacity claim) or the compute
+driver's (done by the provisioner itself, e.g. growing a volume). A step that
 can be undone says how; when a later step fails, the done steps are undone, newest
 first, before the action ends failed (a resize gives back the capacity it claimed)."""
 from __future__ import annotations
@@ -23,7 +24,8 @@ def deadline_seconds(action: str, default: float = DEFAULT_DEADLINE_SECONDS) -> 
 
 @dataclass(frozen=True)
 class Step:
-    kind: str                      # "agent": run verb `command` on the instance's agent; "scheduler": ask it
+    kind: str                      # "agent": run verb `command` on the instance's agent; "scheduler": ask it;
+    #                                "compute": the provisioner's driver does `command`
     command: str
     arguments: dict = field(default_factory=dict)
     undo: dict | None = None       # arguments of the same command that reverse this step once done
@@ -65,10 +67,26 @@ def resize_flavor(action: str, arguments: dict) -> Plan:
     return Plan((claim, restart), deadline_seconds(action, 120), disruptive=True)
 
 
+def resize_volume(action: str, arguments: dict) -> Plan:
+    """The scheduler claims the host's disk for the bigger volume (no room: "No valid
+    host", nothing else changes); then, as Trove does with a Cinder volume, the engine
+    stops and lets go of its volume, the driver grows it and its file system, the
+    engine starts on it again. A failed growth brings the engine back on the volume as
+    it was and gives the disk back."""
+    new, old, flavor = arguments["volume_gb"], arguments["old_volume_gb"], arguments["flavor"]
+    same = {"vcpus": flavor["vcpus"], "ram_mb": flavor["ram_mb"]}
+    claim = Step("scheduler", "resize_claim", {**same, "disk_gb": new}, undo={**same, "disk_gb": old, "force": True})
+    offline = Step("agent", "volume_online", {"online": False}, undo={"online": True, "volume_gb": old})
+    grow = Step("compute", "grow_volume", {"volume_gb": new})
+    online = Step("agent", "volume_online", {"online": True, "volume_gb": new})
+    return Plan((claim, offline, grow, online), deadline_seconds(action, 120), disruptive=True)
+
+
 # action -> how to build its plan; actions not listed are guest verbs
 PLANS: dict[str, PlanBuilder] = {
     "restart": disruptive_verb(120),
     "resize": resize_flavor,
+    "resize_volume": resize_volume,
     # the host's capacity stays claimed while stopped: a start never waits for room
     "stop": disruptive_verb(120),
     "start": disruptive_verb(120),
@@ -150,13 +168,22 @@ class ActionSaga:
             return
         self._next()
 
+    def compute_reported(self, command_id: str, success: bool, error: str) -> None:
+        """The driver's answer; like the scheduler's, it says nothing about the engine."""
+        if not self._current(command_id, "compute"):
+            return
+        if not success:
+            self._step_failed(f"{self.action} failed: {error}")
+            return
+        self._next()
+
     def expired(self) -> None:
         if self.outcome != "running":
             return
         # only an agent step touches the engine: its state is unknown only then
         if self.step.kind == "agent":
             self.status = "ERROR" if self.disruptive else self.status
-        who = "the instance's agent" if self.step.kind == "agent" else "the scheduler"
+        who = {"agent": "the instance's agent", "scheduler": "the scheduler"}.get(self.step.kind, "the driver")
         self._step_failed(f"{self.action} did not finish within {self.deadline_seconds:.0f} s: {who} did not "
                           "report back.")
 

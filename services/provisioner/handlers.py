@@ -1,6 +1,7 @@
 """Provisioner handlers: each runs in one unit of work (state + inbox + outbox)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,6 +26,8 @@ from .switchovers import Switchovers
 from .tables import instances, operations
 
 SOURCE = "provisioner"
+# action -> the key of the instance's spec its success changes (a relaunch uses the spec)
+RELAUNCH_CHANGES = {"resize": "flavor", "resize_volume": "volume_gb"}
 logger = logging.getLogger("provisioner")
 
 
@@ -357,8 +360,11 @@ class Provisioner:
 
     async def _perform_action(self, uow: UnitOfWork, event: Event, instance_id: str, inst,
                               saga: ActionSaga) -> None:
-        for effect in saga.effects:
-            if effect == "send" and saga.step.kind == "scheduler":
+        for effect in saga.effects:  # a compute step adds the next step's effects as it goes
+            if effect == "send" and saga.step.kind == "compute":
+                error = await self._compute(instance_id, saga.step)
+                saga.compute_reported(saga.command_id, not error, error)
+            elif effect == "send" and saga.step.kind == "scheduler":
                 await uow.emit(T.INSTANCE_REQUESTS, event.caused("coffer.placement.resize_requested.v1", {
                     "instance_id": instance_id, "request_id": saga.command_id, **saga.step.arguments},
                     subject=instance_id, source=SOURCE))
@@ -369,8 +375,9 @@ class Provisioner:
                     "command": step.command, "arguments": json.dumps(step.arguments), "sealed": saga.sealed},
                     subject=instance_id, source=SOURCE))
             elif effect == "completed":
-                if saga.action == "resize":  # relaunches start the agent with the new flavor
-                    spec = dict(json.loads(inst.spec), flavor=saga.arguments["flavor"])
+                if saga.action in RELAUNCH_CHANGES:  # relaunches start the agent with the new flavor/volume
+                    key = RELAUNCH_CHANGES[saga.action]
+                    spec = dict(json.loads(inst.spec), **{key: saga.arguments[key]})
                     await uow.conn.execute(update(instances).where(instances.c.instance_id == instance_id)
                                            .values(spec=json.dumps(spec)))
                 await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {
@@ -384,6 +391,16 @@ class Provisioner:
                 log(logger, logging.WARNING, "action failed", instance_id=instance_id, action=saga.action,
                     message=saga.message)
         saga.effects.clear()
+
+    async def _compute(self, instance_id: str, step) -> str:
+        """A compute step, done here by the driver: "" or what went wrong."""
+        try:
+            if step.command != "grow_volume":
+                raise ValueError(f"no compute step {step.command!r}")
+            await asyncio.to_thread(self.driver.grow_volume, instance_id, step.arguments["volume_gb"])
+        except Exception as exc:  # the saga undoes what was done and says why
+            return f"{type(exc).__name__}: {exc}"
+        return ""
 
     # -- background duties --------------------------------------------------
     async def expire_deadlines(self) -> int:

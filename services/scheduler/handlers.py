@@ -109,7 +109,9 @@ async def resize_claim(store: Store, event: Event) -> None:
             return
         host = _host((await uow.conn.execute(select(hosts).where(hosts.c.name == claim.host))).one())
         more_vcpus, more_ram = d["vcpus"] - claim.vcpus, d["ram_mb"] - claim.ram_mb
-        reason = None if d["force"] else placement.fits_more(host, more_vcpus, more_ram)
+        disk_gb = claim.disk_gb if d.get("disk_gb") is None else d["disk_gb"]  # none: the volume stays
+        more_disk = disk_gb - claim.disk_gb
+        reason = None if d["force"] else placement.fits_more(host, more_vcpus, more_ram, more_disk)
         if reason:
             await uow.emit(T.PLACEMENT_EVENTS, event.caused("coffer.placement.resize_failed.v1", {
                 **answer, "reason": f"No valid host was found. {host.name}: {reason}"}, source=SOURCE))
@@ -117,11 +119,11 @@ async def resize_claim(store: Store, event: Event) -> None:
         result = await uow.conn.execute(
             update(hosts).where(hosts.c.name == host.name, hosts.c.generation == host.generation)
             .values(used_vcpus=hosts.c.used_vcpus + more_vcpus, used_ram_mb=hosts.c.used_ram_mb + more_ram,
-                    generation=hosts.c.generation + 1))
+                    used_disk_gb=hosts.c.used_disk_gb + more_disk, generation=hosts.c.generation + 1))
         if result.rowcount != 1:
             raise ClaimRace(host.name)
         await uow.conn.execute(update(claims).where(claims.c.instance_id == d["instance_id"]).values(
-            vcpus=d["vcpus"], ram_mb=d["ram_mb"]))
+            vcpus=d["vcpus"], ram_mb=d["ram_mb"], disk_gb=disk_gb))
         await uow.emit(T.PLACEMENT_EVENTS, event.caused("coffer.placement.resized.v1", {
             **answer, "host": host.name}, source=SOURCE))
 

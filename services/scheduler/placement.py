@@ -54,13 +54,15 @@ def fits(host: Host, req: Request) -> str | None:
     return None
 
 
-def fits_more(host: Host, vcpus: int, ram_mb: int) -> str | None:
-    """None when the host can take `vcpus` and `ram_mb` more (a resize of an
-    instance it runs; less is always fine), else why not."""
+def fits_more(host: Host, vcpus: int, ram_mb: int, disk_gb: int = 0) -> str | None:
+    """None when the host can take `vcpus`, `ram_mb` and `disk_gb` more (a resize of
+    an instance it runs; less is always fine), else why not."""
     if vcpus > 0 and host.vcpus - host.used_vcpus < vcpus:
         return "not enough vCPU"
     if ram_mb > 0 and host.free_ram_mb < ram_mb:
         return "not enough RAM"
+    if disk_gb > 0 and host.disk_gb - host.used_disk_gb < disk_gb:
+        return "not enough disk"
     return None
 
 

@@ -162,3 +162,53 @@ def test_an_undoing_saga_survives_its_row():
     report(saga, success=False, error="x")
     take(saga)
     assert ActionSaga.from_dict(saga.to_dict()) == saga
+
+
+VOLUME_RESIZE = {"volume_gb": 2, "old_volume_gb": 1, "flavor": {"id": "d1", "vcpus": 1, "ram_mb": 512, "disk_gb": 5}}
+
+
+def test_a_volume_resize_claims_the_disk_stops_the_engine_has_the_driver_grow_it_and_starts_it_again():
+    saga = ActionSaga.begin("op-v", "resize_volume", VOLUME_RESIZE, None, 0.0)
+    assert take(saga) == ["send"] and saga.step == Step(
+        "scheduler", "resize_claim", {"vcpus": 1, "ram_mb": 512, "disk_gb": 2},
+        undo={"vcpus": 1, "ram_mb": 512, "disk_gb": 1, "force": True})
+    saga.scheduler_reported(saga.command_id, True, "")
+    assert take(saga) == ["send"] and saga.step == Step("agent", "volume_online", {"online": False},
+                                                         undo={"online": True, "volume_gb": 1})
+    report(saga, running=False)
+    assert take(saga) == ["send"] and saga.step.kind == "compute" and saga.step.arguments == {"volume_gb": 2}
+    saga.compute_reported(saga.command_id, True, "")
+    assert take(saga) == ["send"] and saga.step.arguments == {"online": True, "volume_gb": 2}
+    report(saga, output={"volume_gb": 2})
+    assert take(saga) == ["completed"] and saga.status == "ACTIVE"
+
+
+def test_a_volume_that_cannot_grow_gets_its_engine_back_on_the_old_size_and_gives_the_disk_back():
+    saga = ActionSaga.begin("op-v", "resize_volume", VOLUME_RESIZE, None, 0.0)
+    take(saga)
+    saga.scheduler_reported(saga.command_id, True, "")
+    take(saga)
+    report(saga, running=False)
+    take(saga)
+    saga.compute_reported(saga.command_id, False, "VolumeError: resize2fs exited 1")
+    assert take(saga) == ["send"] and saga.step == Step("agent", "volume_online", {"online": True, "volume_gb": 1})
+    report(saga)
+    assert take(saga) == ["send"] and saga.step == Step("scheduler", "resize_claim", {
+        "vcpus": 1, "ram_mb": 512, "disk_gb": 1, "force": True})
+    saga.scheduler_reported(saga.command_id, True, "")
+    assert take(saga) == ["failed"]
+    assert saga.status == "ACTIVE" and "resize2fs exited 1" in saga.message
+
+
+def test_no_room_for_a_bigger_volume_changes_nothing():
+    saga = ActionSaga.begin("op-v", "resize_volume", VOLUME_RESIZE, None, 0.0)
+    take(saga)
+    saga.scheduler_reported(saga.command_id, False, "No valid host was found. host1: not enough disk")
+    assert take(saga) == ["failed"] and saga.status == "" and "not enough disk" in saga.message
+
+
+def test_stop_and_start_are_disruptive_agent_verbs():
+    stop = ActionSaga.begin("op-s", "stop", {}, None, 0.0)
+    assert stop.disruptive and stop.step == Step("agent", "stop")
+    report(stop, running=False)
+    assert stop.status == "SHUTDOWN"

@@ -154,3 +154,5 @@ def test_a_resize_needs_room_for_the_difference_only():
     assert fits_more(busy, 0, 513) == "not enough RAM"
     assert fits_more(busy, 2, 0) == "not enough vCPU"
     assert fits_more(busy, -2, -3000) is None         # a smaller flavor always fits
+    free_disk = busy.disk_gb - busy.used_disk_gb
+    assert fits_more(busy, 0, 0, free_disk) is None and fits_more(busy, 0, 0, free_disk + 1) == "not enough disk"

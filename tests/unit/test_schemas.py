@@ -101,3 +101,16 @@ def test_adding_field_with_default_is_compatible():
     reader = evolved(lambda s: s["fields"].append({"name": "tier", "type": "string", "default": "std"}))
     result = compatibility(reader=reader, writer=avro_parse(RELEASED_CREATE))
     assert result.compatibility is SchemaCompatibilityType.compatible
+
+
+def test_a_heartbeat_of_an_older_agent_reads_with_the_new_fields_defaulted():
+    import io
+    writer = fastavro.parse_schema(json.loads((RELEASED / "coffer.telemetry.heartbeat.v1@1.avsc").read_text()))
+    reader = fastavro.parse_schema(json.loads((SCHEMAS / "coffer.telemetry.heartbeat.v1.avsc").read_text()))
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, writer, {"instance_id": "i", "host": "h", "seq": 1, "sent_at": 0,
+                                             "engine_up": True})
+    buf.seek(0)
+    read = fastavro.schemaless_reader(buf, writer, reader)
+    assert (read["engine_stopped"], read["transactions_per_second"], read["cache_hit_ratio"],
+            read["database_size_bytes"], read["cpu_percent"]) == (False, 0.0, None, 0, 0.0)

@@ -58,22 +58,23 @@ class Manager(MariadbAccounts, ConfigurationMixin, GuestLogMixin, MariadbReplica
     async def prepare(self, databases: list[dict], user_specs: list[UserSpec]) -> None:
         await asyncio.to_thread(users.prepare, str(self.paths.socket), self.admin, databases, user_specs)
 
-    def _counters(self) -> tuple[int, int] | None:
+    def _counters(self) -> tuple[tuple[int, int], tuple[float | None, int]] | None:
         with self._conn_lock:
             try:
                 if self._conn is None:
                     self._conn = users.connect(str(self.paths.socket), self.admin)
-                return status.counters(self._conn)
+                return status.counters(self._conn), status.gauges(self._conn)
             except pymysql.MySQLError:
                 self._close_locked()
                 return None
 
     async def metrics(self) -> Metrics:
-        counters = await asyncio.to_thread(self._counters)
-        if counters is None:
+        read = await asyncio.to_thread(self._counters)
+        if read is None:
             return Metrics(engine_up=False, disk_used_bytes=self._disk[1])
         pid = await asyncio.to_thread(run.server_pid, self.paths)
         cpu, rss = usage([pid] if pid else [])  # one process: its threads are counted in it
         if time.monotonic() - self._disk[0] > DISK_SAMPLE_SECONDS:
             self._disk = (time.monotonic(), await asyncio.to_thread(dir_size, self.paths.data))
-        return Metrics(True, counters[0], counters[1], cpu, rss, self._disk[1])
+        (connections, commits), (hit_ratio, size) = read
+        return Metrics(True, connections, commits, cpu, rss, self._disk[1], hit_ratio, size)

@@ -56,10 +56,11 @@ class Manager(PostgresAccounts, ConfigurationMixin, GuestLogMixin, PostgresRepli
             if self._conn is None or self._conn.closed:
                 self._conn = await users.connect(str(self.socket_dir), self.config.port)
             connections, xact, server_pids = await status.counters(self._conn)
+            hit_ratio, size = await status.gauges(self._conn)
         except psycopg.Error:
             self._conn = None
             return Metrics(engine_up=False, disk_used_bytes=self._disk[1])
         cpu, rss = usage(([pid] if pid else []) + server_pids)
         if time.monotonic() - self._disk[0] > DISK_SAMPLE_SECONDS:
             self._disk = (time.monotonic(), dir_size(self.data))
-        return Metrics(True, connections, xact, cpu, rss, self._disk[1])
+        return Metrics(True, connections, xact, cpu, rss, self._disk[1], hit_ratio, size)

@@ -70,11 +70,11 @@ class Manager(RedisAccounts, ConfigurationMixin, GuestLogMixin, RedisReplication
 
     async def metrics(self) -> Metrics:
         try:
-            connections, commands, pid = await status.counters(self._admin())
+            connections, commands, pid, hit_ratio, size = await status.counters(self._admin())
         except (RedisError, OSError):
             await self._close()
             return Metrics(engine_up=False, disk_used_bytes=self._disk[1])
         cpu, rss = usage([pid])
         if time.monotonic() - self._disk[0] > DISK_SAMPLE_SECONDS:
             self._disk = (time.monotonic(), await asyncio.to_thread(dir_size, self.layout.data))
-        return Metrics(True, connections, commands, cpu, rss, self._disk[1])
+        return Metrics(True, connections, commands, cpu, rss, self._disk[1], hit_ratio, size)

@@ -54,6 +54,10 @@ class ComputeDriver(ABC):
     @abstractmethod
     def destroy(self, instance_id: str) -> None: ...
 
+    def grow_volume(self, instance_id: str, volume_gb: int) -> None:
+        """Grow the instance's volume (its engine is stopped meanwhile)."""
+        raise NotImplementedError(f"the {self.name} driver cannot resize volumes")
+
     @abstractmethod
     def stop_all(self) -> None: ...
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from plumbing.config import coffer_home
 
+from . import local_volumes
 from .base import ComputeDriver, DatastoreOffer, LaunchSpec
 from .local_engines import installed_engines
 
@@ -117,6 +118,7 @@ class LocalDriver(ComputeDriver):
         directory = self.instance_dir(spec.instance_id)
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o755)  # the engine's OS user must traverse it
+        local_volumes.ensure(directory, spec.volume_gb)
         config = {**spec.__dict__, "kafka_bootstrap": kafka_bootstrap,
                   "templates_dir": str(self.home / "templates")}
         tmp = directory / "agent.json.tmp"
@@ -163,7 +165,14 @@ class LocalDriver(ComputeDriver):
         deadline = time.monotonic() + 5
         while self._processes_of(instance_id) and time.monotonic() < deadline:
             time.sleep(0.05)
+        try:
+            local_volumes.release(self.instance_dir(instance_id))
+        except local_volumes.VolumeError:
+            local_volumes.release(self.instance_dir(instance_id), lazy=True)
         shutil.rmtree(self.instance_dir(instance_id), ignore_errors=True)
+
+    def grow_volume(self, instance_id: str, volume_gb: int) -> None:
+        local_volumes.grow(self.instance_dir(instance_id), volume_gb)
 
     # -- stable endpoints (forwarder.py) and fencing -------------------------------
     def _endpoint_dir(self, set_id: str) -> Path:
@@ -239,6 +248,7 @@ class LocalDriver(ComputeDriver):
             pid = self._agent_pid(directory.name)
             while pid and _pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
+        local_volumes.release_all(self.instances_dir)  # the next launch mounts them again
 
     def stop_launcher(self) -> None:
         try:
