@@ -50,7 +50,9 @@ async def restore(manager, arguments: dict, secrets: dict) -> dict:
         raise ValueError(f"{len(chain)} backups to restore but {len(keys)} sealed data keys")
     source = backups.module_for(manager.config.datastore)
     store = objectstore.from_environment()
-    data = manager.config.directory / "data"
+    # the data directory may be a link into the instance's volume: restore next to
+    # what it points at, so the swap is a rename on the volume and the link stays
+    data = (manager.config.directory / "data").resolve()
     scratch = data.with_name("data.restoring")
     await asyncio.to_thread(shutil.rmtree, scratch, True)
     scratch.mkdir(mode=0o700)

@@ -98,9 +98,12 @@ class PostgresReplication:
         await self.bootstrap()
 
     def _copy_from(self, source: SourceLink) -> None:
-        shutil.rmtree(self.data, ignore_errors=True)
-        self.data.mkdir(mode=0o700)
-        chown_to_engine_user(self.data)
+        # the data directory may be a link into the instance's volume: empty what it
+        # points at, so the copy lands on the volume
+        real = self.data.resolve()
+        shutil.rmtree(real, ignore_errors=True)
+        real.mkdir(mode=0o700)
+        chown_to_engine_user(real)
         passfile = self._write_passfile(source)
         conninfo = f"host={source.address} port={source.port} user={source.user} passfile={passfile}"
         run_engine([str(bindir(self.config.version) / "pg_basebackup"), "-d", conninfo, "-D", str(self.data),
