@@ -37,9 +37,10 @@ def make_set(client, datastore: str, version: str, **create):
 
 
 def delete_all(client, *instances) -> None:
+    """In order, each gone before the next: a primary is deleted only once its
+    replicas are (Trove's rule)."""
     for inst in instances:
         client.instances.delete(inst.id)
-    for inst in instances:
         wait_gone(client, inst.id, timeout=60)
 
 
