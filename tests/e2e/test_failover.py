@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from plumbing import topics as T
 from plumbing.bus import decode_record
 from tests.conftest import trove, wait_for
-from tests.e2e.support import installed_pg_version, postmasters
+from tests.e2e.support import agent_processes, installed_pg_version, postmasters
 from tests.e2e.test_replication import APP_USER, PASSWORD, delete_all, make_set
 
 pytestmark = pytest.mark.e2e
@@ -127,3 +127,35 @@ def test_no_failover_when_it_is_off_an_alert_instead(stack):
     client.instances.delete(replica.id)
     wait_for(lambda: not getattr(client.instances.get(primary.id), "replicas", None), 60, what="replica gone")
     delete_all(client, primary)
+
+
+def test_a_silent_primary_agent_means_a_failover_and_its_engine_fenced(stack):
+    client = trove(stack)
+    primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
+                                users=APP_USER)
+    with endpoint(primary) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+    write_through_endpoint(primary, 1)
+    primary_dir = stack.home / "instances" / primary.id
+    for pid in agent_processes(primary_dir):
+        os.kill(pid, signal.SIGKILL)  # its engine still runs and takes writes: only fencing stops it
+
+    attempts = iter(range(2, 10_000))
+    # the old primary's engine takes writes until it is fenced: each attempt writes a new row
+    last = {}
+
+    def failed_over():
+        last["id"] = next(attempts)
+        try:
+            return write_through_endpoint(primary, last["id"]) == replica.ip[0]
+        except psycopg.OperationalError:
+            return False
+    wait_for(failed_over, 60, interval=0.2, what="a write through the endpoint after the failover")
+    assert postmasters(primary_dir) == []  # fenced: the engine that was still running is gone
+    rows = rows_on(replica.ip[0])
+    assert 1 in rows and last["id"] in rows
+    requested = [e for e in health_events(stack, primary.id) if e.type == "coffer.failover.requested.v1"]
+    assert requested and "unhealthy" in requested[0].data["reason"]
+    fenced = wait_for(lambda: (lambda i: i if i.status == "ERROR" else None)(client.instances.get(primary.id)), 30,
+                      what="the old primary shown fenced")
+    delete_all(client, fenced, client.instances.get(replica.id))
