@@ -159,3 +159,37 @@ def test_a_silent_primary_agent_means_a_failover_and_its_engine_fenced(stack):
     fenced = wait_for(lambda: (lambda i: i if i.status == "ERROR" else None)(client.instances.get(primary.id)), 30,
                       what="the old primary shown fenced")
     delete_all(client, fenced, client.instances.get(replica.id))
+
+
+def test_a_monitor_worker_killed_mid_way_the_failover_still_happens_once(stack):
+    """Two monitor workers share the instances; the stack's own is SIGKILLed right
+    after the primary's engine: the other takes its partitions over (the table
+    recovered from its changelog) and the set fails over exactly once."""
+    client = trove(stack)
+    first_worker = stack.procs["monitor"]
+    second_worker = stack.start_service("monitor")
+    try:
+        primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
+                                    users=APP_USER)
+        with endpoint(primary) as conn:
+            conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+        for pid in postmasters(stack.home / "instances" / primary.id):
+            os.kill(pid, signal.SIGKILL)
+        first_worker.send_signal(signal.SIGKILL)
+        first_worker.wait()
+
+        def failed_over():
+            try:
+                return write_through_endpoint(primary, 1) == replica.ip[0]
+            except psycopg.OperationalError:
+                return False
+        wait_for(failed_over, 90, interval=0.2, what="a write through the endpoint after the failover")
+        fenced = wait_for(lambda: (lambda i: i if i.status == "ERROR" else None)(client.instances.get(primary.id)),
+                          30, what="the old primary shown fenced")
+        completed = [e for e in health_events(stack, primary.id) if e.type == "coffer.failover.completed.v1"]
+        assert len(completed) == 1 and completed[0].data["new_primary_id"] == replica.id
+        delete_all(client, fenced, client.instances.get(replica.id))
+    finally:
+        second_worker.terminate()
+        second_worker.wait(15)
+        stack.start_service("monitor")  # the stack as it was: one monitor worker
