@@ -28,16 +28,20 @@ pytestmark = pytest.mark.e2e
 USER, PASSWORD = "app", "S3cret-pass"
 
 
-def read_postgresql(inst, name: str) -> str:
-    with psycopg.connect(host=inst.address, user=USER, password=PASSWORD, dbname="appdb", connect_timeout=5) as conn:
+def read_postgresql(address: str, name: str) -> str:
+    with psycopg.connect(host=address, user=USER, password=PASSWORD, dbname="appdb", connect_timeout=5) as conn:
         return conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()[0]
 
 
-def read_mariadb(inst, name: str) -> str:
-    with pymysql.connect(host=inst.address, user=USER, password=PASSWORD, database="appdb", connect_timeout=5) as conn:
+def read_mariadb(address: str, name: str) -> str:
+    with pymysql.connect(host=address, user=USER, password=PASSWORD, database="appdb", connect_timeout=5) as conn:
         with conn.cursor() as cur:
             cur.execute(f"SELECT @@GLOBAL.{name}")
             return str(cur.fetchone()[0])
+
+
+def at_address(read: Callable[[str, str], str]) -> Callable[["Running", str], str]:
+    return lambda inst, name: read(inst.address, name)
 
 
 def read_redis(inst, name: str) -> str:
@@ -153,10 +157,10 @@ class Engine:
 
 
 ENGINES = [
-    Engine("postgresql", read_postgresql, ("statement_timeout", 12345, "12345"), ("max_connections", 123, "123"),
+    Engine("postgresql", at_address(read_postgresql), ("statement_timeout", 12345, "12345"), ("max_connections", 123, "123"),
            ("shared_buffers", "16384", "32768"), "data/postmaster.pid",  # 8kB pages: 128MB, 256MB
            rules_refuted_by_postgresql),
-    Engine("mariadb", read_mariadb, ("max_connections", 123, "123"), ("innodb_open_files", 444, "444"),
+    Engine("mariadb", at_address(read_mariadb), ("max_connections", 123, "123"), ("innodb_open_files", 444, "444"),
            ("innodb_buffer_pool_size", str(256 * 2 ** 20), str(512 * 2 ** 20)), "run/mariadbd.pid",
            rules_refuted_by_mariadb),
     Engine("redis", read_redis, ("maxclients", 123, "123"), ("databases", 32, "32"),
