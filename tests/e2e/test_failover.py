@@ -105,10 +105,12 @@ def health_events(stack, instance_id: str) -> list:
     return asyncio.run(read())
 
 
-def test_no_failover_when_it_is_off_an_alert_instead(stack):
+def test_no_failover_when_it_is_off_an_alert_instead_and_eject_on_request(stack):
     client = trove(stack)
     primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
                                 users=APP_USER)
+    with endpoint(primary) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
     client.instances._update(f"/instances/{primary.id}", {"instance": {"replication": {"failover_enabled": False}}})
     wait_for(lambda: client.instances.get(replica.id).replication["failover_enabled"] is False, 30,
              what="failover off shown")
@@ -124,9 +126,21 @@ def test_no_failover_when_it_is_off_an_alert_instead(stack):
     assert shown.replica_of["id"] == primary.id  # still a replica: nothing was promoted
     with psycopg.connect(host=replica.ip[0], user="app", password=PASSWORD, dbname="appdb") as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
-    client.instances.delete(replica.id)
-    wait_for(lambda: not getattr(client.instances.get(primary.id), "replicas", None), 60, what="replica gone")
-    delete_all(client, primary)
+
+    # Trove's eject: the operator fails the dead primary over by hand
+    wait_for(lambda: client.instances.get(primary.id).operating_status != "HEALTHY", 30, what="primary unhealthy")
+    client.instances.eject_replica_source(primary.id)
+
+    def ejected():
+        try:
+            return write_through_endpoint(replica, 1) == replica.ip[0]
+        except psycopg.Error:
+            return False
+    wait_for(ejected, 60, interval=0.2, what="a write through the endpoint after the eject")
+    fenced = wait_for(lambda: (lambda i: i if i.status == "ERROR" else None)(client.instances.get(primary.id)), 60,
+                      what="the ejected primary shown fenced")
+    assert not getattr(client.instances.get(replica.id), "replica_of", None)
+    delete_all(client, fenced, client.instances.get(replica.id))
 
 
 def test_a_silent_primary_agent_means_a_failover_and_its_engine_fenced(stack):
