@@ -166,6 +166,13 @@ class Postgres:
 
     server = "SELECT host(inet_server_addr())"
 
+    def check_synchronous(self, host: str) -> None:
+        conn = self.connect(host)
+        names = self.query(conn, "SHOW synchronous_standby_names")[0][0]
+        conn.close()
+        if not names:
+            raise RuntimeError("synchronous replication is not on")
+
     @staticmethod
     def kill(instance_dir: Path) -> None:
         kill_postmaster(instance_dir / "data")
@@ -195,6 +202,21 @@ class Mariadb:
     @staticmethod
     def kill(instance_dir: Path) -> None:
         os.kill(int((instance_dir / "run" / "mariadbd.pid").read_text()), signal.SIGKILL)
+
+    def check_synchronous(self, host: str) -> None:
+        """The primary waits for a semi-synchronous replica (its IO thread may take a moment to connect)."""
+        conn = self.connect(host)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                status = dict(self.query(conn, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'"))
+                if status.get("Rpl_semi_sync_master_status") == "ON" and \
+                        int(status.get("Rpl_semi_sync_master_clients", 0)) >= 1:
+                    return
+                time.sleep(0.1)
+            raise RuntimeError(f"semi-synchronous replication is not on: {status}")
+        finally:
+            conn.close()
 
 
 class Writer(threading.Thread):
@@ -228,6 +250,8 @@ def one_failover(client: Client, stack: Stack, engine, name: str,
                  synchronous: bool) -> tuple[float, int, int, float]:
     """(RTO seconds, acknowledged writes lost, acknowledged writes in all, writes/s before the kill)."""
     primary, replica = client.replica_set(engine, name, synchronous)
+    if synchronous:
+        engine.check_synchronous(primary["hostname"])
     conn = engine.connect(primary["hostname"])
     engine.query(conn, engine.table)
     conn.close()
@@ -270,12 +294,13 @@ def main() -> None:
         token = asyncio.run(_create_token("bench", "member"))
         stack.wait_ready(token, "bench")
         client = Client(f"{stack.api_url}/v1.0/bench", token)
-        for mode, engine in [m for m in (("async", Postgres()), ("sync", Postgres()), ("MariaDB, async", Mariadb()))
+        for mode, engine in [m for m in (("async", Postgres()), ("sync", Postgres()), ("MariaDB, async", Mariadb()),
+                                          ("MariaDB, sync", Mariadb()))
                              if os.environ.get("COFFER_BENCH_ONLY", m[0]) == m[0]]:
             results[mode] = []
             for i in range(RUNS):
-                results[mode].append(one_failover(client, stack, engine, f"{mode.split(',')[0]}{i}",
-                                                  mode == "sync"))
+                results[mode].append(one_failover(client, stack, engine, mode.replace(", ", "-") + str(i),
+                                                  mode.endswith("sync") and not mode.endswith("async")))
                 print(f"{mode} run {i + 1}: RTO {results[mode][-1][0]:.3f} s, lost {results[mode][-1][1]}",
                       flush=True)
     finally:
