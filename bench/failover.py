@@ -167,11 +167,16 @@ class Postgres:
     server = "SELECT host(inet_server_addr())"
 
     def check_synchronous(self, host: str) -> None:
+        """The primary waits for a replica (the setting lands a moment after the API shows it)."""
         conn = self.connect(host)
-        names = self.query(conn, "SHOW synchronous_standby_names")[0][0]
-        conn.close()
-        if not names:
-            raise RuntimeError("synchronous replication is not on")
+        try:
+            deadline = time.monotonic() + 10
+            while not self.query(conn, "SHOW synchronous_standby_names")[0][0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("synchronous replication is not on")
+                time.sleep(0.1)
+        finally:
+            conn.close()
 
     @staticmethod
     def kill(instance_dir: Path) -> None:
