@@ -155,6 +155,10 @@ class DatastoreManager(ABC):
         """As a primary: acknowledge a commit only once a replica has it (or stop)."""
         raise NotImplementedError(f"{self.config.datastore} has no synchronous replication")
 
+    async def refuse_writes(self) -> None:
+        """Before a planned stop: no write after the position reported last (engines
+        whose clean stop ships every write to the replicas need nothing)."""
+
     async def promote(self) -> None:
         """Stop replicating and accept writes."""
         raise NotImplementedError(f"{self.config.datastore} has no replication")

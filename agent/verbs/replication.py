@@ -62,6 +62,7 @@ async def replication_state(manager, arguments: dict, secrets: dict) -> dict:
 async def stop_engine(manager, arguments: dict, secrets: dict) -> dict:
     """A planned switchover's first step: the old primary stops taking writes; its
     last position is what the new primary must reach before it is promoted."""
+    await manager.refuse_writes()
     state = await manager.replication_state()
     await manager.stop()
     return _state(state)

@@ -83,8 +83,10 @@ async def create_replicas(request, store, spec: dict, name: str) -> web.Response
 
 
 async def refuse_deleting_a_primary(conn, row) -> None:
-    """Trove's ReplicaSourceDeleteForbidden: detach or delete the replicas first."""
-    if (await replicas_of(conn, [row.id])).get(row.id):
+    """Trove's ReplicaSourceDeleteForbidden: detach or delete the replicas first (a
+    replica being deleted counts as deleted)."""
+    if (await conn.execute(select(instances.c.id).where(
+            instances.c.replica_of_id == row.id, instances.c.task.is_distinct_from("delete")))).first():
         raise Fault(403, f"Instance {row.id} is the primary of replicas; detach or delete them first.")
 
 

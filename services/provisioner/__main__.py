@@ -8,7 +8,7 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 from plumbing.service import ServiceRuntime
 
-from . import drivers
+from . import drivers, replica_sets
 from .handlers import Provisioner
 from .tables import metadata
 
@@ -49,6 +49,7 @@ async def main() -> None:
 
     # instances first: the API shows them restarting before it shows it is ready
     relaunched = await prov.restore_running_instances()
+    await replica_sets.reopen_endpoints(rt.store, driver)
     log(rt.logger, logging.INFO, "instances restored", count=relaunched)
     async with rt.store.uow() as uow:
         for offer in driver.offers():

@@ -114,6 +114,18 @@ async def member_deleted(uow: UnitOfWork, event: Event, driver: ComputeDriver, g
         await uow.conn.execute(replica_sets.delete().where(replica_sets.c.id == rs.id))
 
 
+async def reopen_endpoints(store, driver: ComputeDriver) -> int:
+    """After a restart of the whole stack: every replica set's endpoint listens again,
+    reaching its primary."""
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(replica_sets, instances.c.address).join(
+            instances, instances.c.instance_id == replica_sets.c.primary_id))).all()
+    for rs in rows:
+        if rs.endpoint_address and rs.address:
+            driver.open_endpoint(rs.id, rs.endpoint_address, rs.port, (rs.address, rs.port))
+    return len(rows)
+
+
 async def announce(uow: UnitOfWork, event: Event, rs, left: tuple[str, ...] = ()) -> None:
     """coffer.instance.replication_changed.v1 for every member of the set (and for
     instances that `left` it), each keyed by its own id."""

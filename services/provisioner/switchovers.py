@@ -154,14 +154,16 @@ class Switchovers:
                     **outcome, "message": "The instance is in no replica set.", "details": ""},
                     subject=inst.instance_id, source=SOURCE))
                 return
-            values = {k: bool(wanted[k]) for k in ("failover_enabled", "synchronous") if k in wanted}
-            await uow.conn.execute(update(sets_table).where(sets_table.c.id == rs.id).values(**values))
-            rs = await replica_sets.set_of(uow, rs.primary_id)
-            await replica_sets.announce(uow, event, rs)
-            if "synchronous" in values:  # the primary's engine answers for it
+            if "failover_enabled" in wanted:
+                await uow.conn.execute(update(sets_table).where(sets_table.c.id == rs.id).values(
+                    failover_enabled=bool(wanted["failover_enabled"])))
+                rs = await replica_sets.set_of(uow, rs.primary_id)
+                await replica_sets.announce(uow, event, rs)
+            if "synchronous" in wanted:  # shown once the primary's engine has it
                 primary = await replica_sets.row(uow, rs.primary_id)
-                await replica_sets.send(uow, event, primary, "set_synchronous", {"enabled": rs.synchronous},
-                                        f"cf:{d['operation_id']}:{inst.instance_id}")
+                enabled = bool(wanted["synchronous"])
+                await replica_sets.send(uow, event, primary, "set_synchronous", {"enabled": enabled},
+                                        f"cf:{d['operation_id']}:{inst.instance_id}:{int(enabled)}")
                 return
             await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {
                 **outcome, "output": "{}"}, subject=inst.instance_id, source=SOURCE))
@@ -169,13 +171,19 @@ class Switchovers:
 
     async def configure_result(self, event: Event) -> None:
         d = event.data
-        _, operation_id, instance_id = d["command_id"].split(":")
+        _, operation_id, instance_id, enabled = d["command_id"].split(":")
         if operation_id == "-":
             return  # after a switchover: the switchover's own events said what matters
 
         async def apply(uow: UnitOfWork):
             outcome = {"instance_id": instance_id, "operation_id": operation_id, "action": "set_replication",
                        "status": ""}
+            inst = await replica_sets.row(uow, instance_id)
+            rs = await replica_sets.set_of(uow, inst.replica_of or inst.instance_id) if inst else None
+            if d["success"] and rs is not None:
+                await uow.conn.execute(update(sets_table).where(sets_table.c.id == rs.id).values(
+                    synchronous=enabled == "1"))
+                await replica_sets.announce(uow, event, await replica_sets.set_of(uow, rs.primary_id))
             if d["success"]:
                 await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {
                     **outcome, "output": "{}"}, subject=instance_id, source=SOURCE))
@@ -285,7 +293,7 @@ class Switchovers:
         if rs.synchronous and set(saga.followers) - set(saga.followers_failed):
             # synchronous again once it has a follower (a promoted replica starts without)
             await replica_sets.send(uow, event, await replica_sets.row(uow, saga.target), "set_synchronous",
-                                    {"enabled": True}, f"cf:-:{saga.target}", epoch=saga.epoch)
+                                    {"enabled": True}, f"cf:-:{saga.target}:1", epoch=saga.epoch)
         duration_ms = int((time.time() - saga.started_at) * 1000)
         if saga.operation_id:
             await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from plumbing import topics as T
 from plumbing.bus import decode_record
 from tests.conftest import trove, wait_for
-from tests.e2e.support import installed_pg_version, postmasters
+from tests.e2e.support import agent_processes, installed_pg_version, postmasters
 from tests.e2e.test_replication import APP_USER, PASSWORD, delete_all, make_set
 
 pytestmark = pytest.mark.e2e
@@ -105,10 +105,12 @@ def health_events(stack, instance_id: str) -> list:
     return asyncio.run(read())
 
 
-def test_no_failover_when_it_is_off_an_alert_instead(stack):
+def test_no_failover_when_it_is_off_an_alert_instead_and_eject_on_request(stack):
     client = trove(stack)
     primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
                                 users=APP_USER)
+    with endpoint(primary) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
     client.instances._update(f"/instances/{primary.id}", {"instance": {"replication": {"failover_enabled": False}}})
     wait_for(lambda: client.instances.get(replica.id).replication["failover_enabled"] is False, 30,
              what="failover off shown")
@@ -124,6 +126,84 @@ def test_no_failover_when_it_is_off_an_alert_instead(stack):
     assert shown.replica_of["id"] == primary.id  # still a replica: nothing was promoted
     with psycopg.connect(host=replica.ip[0], user="app", password=PASSWORD, dbname="appdb") as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
-    client.instances.delete(replica.id)
-    wait_for(lambda: not getattr(client.instances.get(primary.id), "replicas", None), 60, what="replica gone")
-    delete_all(client, primary)
+
+    # Trove's eject: the operator fails the dead primary over by hand
+    wait_for(lambda: client.instances.get(primary.id).operating_status != "HEALTHY", 30, what="primary unhealthy")
+    client.instances.eject_replica_source(primary.id)
+
+    def ejected():
+        try:
+            return write_through_endpoint(replica, 1) == replica.ip[0]
+        except psycopg.Error:
+            return False
+    wait_for(ejected, 60, interval=0.2, what="a write through the endpoint after the eject")
+    fenced = wait_for(lambda: (lambda i: i if i.status == "ERROR" else None)(client.instances.get(primary.id)), 60,
+                      what="the ejected primary shown fenced")
+    assert not getattr(client.instances.get(replica.id), "replica_of", None)
+    delete_all(client, fenced, client.instances.get(replica.id))
+
+
+def test_a_silent_primary_agent_means_a_failover_and_its_engine_fenced(stack):
+    client = trove(stack)
+    primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
+                                users=APP_USER)
+    with endpoint(primary) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+    write_through_endpoint(primary, 1)
+    primary_dir = stack.home / "instances" / primary.id
+    for pid in agent_processes(primary_dir):
+        os.kill(pid, signal.SIGKILL)  # its engine still runs and takes writes: only fencing stops it
+
+    attempts = iter(range(2, 10_000))
+    # the old primary's engine takes writes until it is fenced: each attempt writes a new row
+    last = {}
+
+    def failed_over():
+        last["id"] = next(attempts)
+        try:
+            return write_through_endpoint(primary, last["id"]) == replica.ip[0]
+        except psycopg.OperationalError:
+            return False
+    wait_for(failed_over, 60, interval=0.2, what="a write through the endpoint after the failover")
+    assert postmasters(primary_dir) == []  # fenced: the engine that was still running is gone
+    rows = rows_on(replica.ip[0])
+    assert 1 in rows and last["id"] in rows
+    requested = [e for e in health_events(stack, primary.id) if e.type == "coffer.failover.requested.v1"]
+    assert requested and "unhealthy" in requested[0].data["reason"]
+    fenced = wait_for(lambda: (lambda i: i if i.status == "ERROR" else None)(client.instances.get(primary.id)), 30,
+                      what="the old primary shown fenced")
+    delete_all(client, fenced, client.instances.get(replica.id))
+
+
+def test_a_monitor_worker_killed_mid_way_the_failover_still_happens_once(stack):
+    """Two monitor workers share the instances; the stack's own is SIGKILLed right
+    after the primary's engine: the other takes its partitions over (the table
+    recovered from its changelog) and the set fails over exactly once."""
+    client = trove(stack)
+    first_worker = stack.procs["monitor"]
+    second_worker = stack.start_service("monitor")
+    try:
+        primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
+                                    users=APP_USER)
+        with endpoint(primary) as conn:
+            conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+        for pid in postmasters(stack.home / "instances" / primary.id):
+            os.kill(pid, signal.SIGKILL)
+        first_worker.send_signal(signal.SIGKILL)
+        first_worker.wait()
+
+        def failed_over():
+            try:
+                return write_through_endpoint(primary, 1) == replica.ip[0]
+            except psycopg.OperationalError:
+                return False
+        wait_for(failed_over, 90, interval=0.2, what="a write through the endpoint after the failover")
+        fenced = wait_for(lambda: (lambda i: i if i.status == "ERROR" else None)(client.instances.get(primary.id)),
+                          30, what="the old primary shown fenced")
+        completed = [e for e in health_events(stack, primary.id) if e.type == "coffer.failover.completed.v1"]
+        assert len(completed) == 1 and completed[0].data["new_primary_id"] == replica.id
+        delete_all(client, fenced, client.instances.get(replica.id))
+    finally:
+        second_worker.terminate()
+        second_worker.wait(15)
+        stack.start_service("monitor")  # the stack as it was: one monitor worker

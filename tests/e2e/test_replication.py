@@ -101,6 +101,19 @@ def test_mariadb_replica_follows_its_primary(stack):
                 return None
             return cur.fetchall() or None
     assert wait_for(replicated, 30, what="the rows on the replica") == (("book",), ("pen",))
+
+    # detached (Trove: PUT replica_of null), the replica is a primary of its own
+    client.instances.update(replica.id, detach_replica_source=True)
+
+    def standalone():
+        shown = client.instances.get(replica.id)
+        return shown if shown.status == "ACTIVE" and not hasattr(shown, "replica_of") else None
+    wait_for(standalone, 60, what="the replica detached")
+    assert not hasattr(client.instances.get(primary.id), "replicas")
+    with connect(replica.ip[0]) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO orders VALUES (3, 'ink')")
+        cur.execute("SELECT @@read_only")
+        assert cur.fetchone() == (0,)
     delete_all(client, replica, primary)
 
 

@@ -51,7 +51,8 @@ class MariadbReplication:
         await asyncio.to_thread(self._sql, (f"DROP USER IF EXISTS '{account}'@'%'",))
 
     def _change_master(self, source: SourceLink, use_gtid: str) -> list[tuple]:
-        return [("STOP SLAVE",),
+        # semi-synchronous on the replica's side always: its primary decides whether to wait for it
+        return [("STOP SLAVE",), ("SET GLOBAL rpl_semi_sync_slave_enabled = ON",),
                 ("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
                  f"MASTER_USE_GTID={use_gtid}, MASTER_CONNECT_RETRY=1",
                  (source.address, source.port, source.user, source.password)),
@@ -87,8 +88,19 @@ class MariadbReplication:
             await self.bootstrap()
         await asyncio.to_thread(self._sql, ("SET GLOBAL read_only = 1",), *self._change_master(source, "current_pos"))
 
+    async def set_synchronous(self, enabled: bool) -> None:
+        """Semi-synchronous replication, waiting after the binary log sync (lossless); a
+        primary whose replicas all stay silent for rpl_semi_sync_master_timeout (10 s)
+        goes on asynchronously."""
+        await asyncio.to_thread(self._sql, (f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if enabled else 'OFF'}",))
+
+    async def refuse_writes(self) -> None:
+        await asyncio.to_thread(self._sql, ("SET GLOBAL read_only = 1",))
+
     async def promote(self) -> None:
-        await asyncio.to_thread(self._sql, ("STOP SLAVE",), ("RESET SLAVE ALL",), ("SET GLOBAL read_only = 0",))
+        # a new primary waits for no replica until it has followers again (the provisioner says)
+        await asyncio.to_thread(self._sql, ("STOP SLAVE",), ("RESET SLAVE ALL",),
+                                ("SET GLOBAL rpl_semi_sync_master_enabled = OFF",), ("SET GLOBAL read_only = 0",))
 
     async def replication_state(self) -> ReplicationState:
         def read():

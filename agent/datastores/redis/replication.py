@@ -39,6 +39,9 @@ class RedisReplication:
                     raise TimeoutError(f"no sync from {source.address} within {SYNC_TIMEOUT_SECONDS} s")
                 await asyncio.sleep(0.02)
 
+    async def refuse_writes(self) -> None:
+        await self._admin().execute_command("CLIENT", "PAUSE", "60000", "WRITE")
+
     async def promote(self) -> None:
         await self._admin().execute_command("REPLICAOF", "NO", "ONE")
 
