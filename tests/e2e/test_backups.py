@@ -14,6 +14,7 @@ import psycopg
 import pymysql
 import pytest
 import redis
+import requests
 from aiokafka import AIOKafkaConsumer
 from troveclient import exceptions as trove_exc
 
@@ -311,3 +312,29 @@ def test_bad_requests_get_trove_answers(client, instances):
     failed = wait_backup(client, client.backups.create("redis-inc", instance=iid, incremental=1).id)
     assert failed.status == "FAILED" and "incremental" in failed.fail_reason
     wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE after a failed backup")
+
+
+def test_a_schedule_fires_and_retention_keeps_the_newest_chain(stack, client, instances):
+    iid, _ = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    url = f"{stack.api_url}/v1.0/{stack.project}/instances/{iid}/backup_schedule"
+    headers = {"X-Auth-Token": stack.member_token}
+    older = {b.id for b in client.instances.backups(iid)}
+    assert older  # the chains of the tests above
+    bad = requests.put(url, headers=headers, json={"backup_schedule": {"full": "61 * * * *"}}, timeout=30)
+    assert bad.status_code == 400 and "minute" in bad.text
+    put = requests.put(url, headers=headers, timeout=30, json={"backup_schedule": {
+        "full": "* * * * *", "keep_last_chains": 1}})
+    assert put.status_code == 200, put.text
+    assert put.json()["backup_schedule"]["next_full_at"]
+    assert requests.get(url, headers=headers, timeout=30).json()["backup_schedule"]["keep_last_chains"] == 1
+
+    def scheduled_and_pruned():
+        now = {b.id: b for b in client.instances.backups(iid)}
+        new = [b for b in now.values() if b.id not in older and b.status == "COMPLETED"]
+        return new if new and not (set(now) & older) else None
+    [scheduled] = wait_for(scheduled_and_pruned, 150, interval=0.5,
+                           what="a scheduled backup, and the older chains let go")
+    assert scheduled.name.startswith("scheduled full")
+    assert requests.delete(url, headers=headers, timeout=30).status_code == 202
+    assert requests.get(url, headers=headers, timeout=30).status_code == 404
