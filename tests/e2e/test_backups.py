@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -328,6 +329,10 @@ def test_a_schedule_fires_and_retention_keeps_the_newest_chain(stack, client, in
     assert put.status_code == 200, put.text
     assert put.json()["backup_schedule"]["next_full_at"]
     assert requests.get(url, headers=headers, timeout=30).json()["backup_schedule"]["keep_last_chains"] == 1
+    shown = subprocess.run([sys.executable, "-m", "coffer.cli", "backup-schedule", "show", iid, "--api",
+                            stack.api_url, "--project", stack.project, "--token", stack.member_token],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "* * * * *" in shown.stdout, shown.stderr
 
     def scheduled_and_pruned():
         now = {b.id: b for b in client.instances.backups(iid)}
