@@ -5,6 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import redis
 from troveclient import exceptions as trove_exc
 
 from tests.conftest import wait_for
@@ -91,3 +92,11 @@ def assert_secrets_nowhere(stack, service_databases: str | None, secrets: list[s
         for secret in secrets:
             assert secret.encode() not in dump and secret.encode().hex().encode() not in dump, \
                 f"a password is in the {service} database"
+
+
+def redis_admin(instance_dir: Path, address: str, **options) -> redis.Redis:
+    """A client as the agent's own Redis admin (its password is in the instance
+    directory): tenant users have no server administration such as CONFIG."""
+    password = (instance_dir / "admin.password").read_text().strip()
+    return redis.Redis(host=address, port=6379, username="coffer.admin", password=password,
+                       socket_timeout=5, **options)

@@ -20,7 +20,8 @@ import redis
 from troveclient import exceptions as trove_exc
 
 from tests.conftest import HUGE_FLAVOR, trove, wait_for
-from tests.e2e.support import agent_processes, installed_pg_version, postmasters, wait_active, wait_gone
+from tests.e2e.support import (agent_processes, installed_pg_version, postmasters, redis_admin, wait_active,
+                               wait_gone)
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +40,13 @@ def read_mariadb(address: str, name: str) -> str:
             return str(cur.fetchone()[0])
 
 
-def read_redis(address: str, name: str) -> str:
-    with redis.Redis(host=address, username=USER, password=PASSWORD, socket_timeout=5) as client:
+def at_address(read: Callable[[str, str], str]) -> Callable[["Running", str], str]:
+    return lambda inst, name: read(inst.address, name)
+
+
+def read_redis(inst, name: str) -> str:
+    # tenant users have no server administration (CONFIG): read as the agent's admin
+    with redis_admin(inst.directory, inst.address) as client:
         return client.config_get(name)[name]
 
 
@@ -110,7 +116,7 @@ def rules_refuted_by_mariadb(inst, rules: list) -> list[str]:
 
 def rules_refuted_by_redis(inst, rules: list) -> list[str]:
     wrong = []
-    with redis.Redis(host=inst.address, username=USER, password=PASSWORD, decode_responses=True) as client:
+    with redis_admin(inst.directory, inst.address, decode_responses=True) as client:
         for p in rules:
             current = client.config_get(p.name)
             if p.name not in current:
@@ -138,7 +144,7 @@ def rules_refuted_by_redis(inst, rules: list) -> list[str]:
 @dataclass(frozen=True)
 class Engine:
     datastore: str
-    read: Callable[[str, str], str]
+    read: Callable[["Running", str], str]
     dynamic: tuple[str, object, str]   # parameter, value set, as the engine shows it
     restart: tuple[str, object, str]   # a parameter that needs a restart
     memory: tuple[str, str, str]       # the flavor-sized setting: name, on d1, on d2
@@ -151,10 +157,10 @@ class Engine:
 
 
 ENGINES = [
-    Engine("postgresql", read_postgresql, ("statement_timeout", 12345, "12345"), ("max_connections", 123, "123"),
+    Engine("postgresql", at_address(read_postgresql), ("statement_timeout", 12345, "12345"), ("max_connections", 123, "123"),
            ("shared_buffers", "16384", "32768"), "data/postmaster.pid",  # 8kB pages: 128MB, 256MB
            rules_refuted_by_postgresql),
-    Engine("mariadb", read_mariadb, ("max_connections", 123, "123"), ("innodb_open_files", 444, "444"),
+    Engine("mariadb", at_address(read_mariadb), ("max_connections", 123, "123"), ("innodb_open_files", 444, "444"),
            ("innodb_buffer_pool_size", str(256 * 2 ** 20), str(512 * 2 ** 20)), "run/mariadbd.pid",
            rules_refuted_by_mariadb),
     Engine("redis", read_redis, ("maxclients", 123, "123"), ("databases", 32, "32"),
@@ -262,7 +268,7 @@ def test_a_dynamic_parameter_applies_without_a_restart(stack, inst):
     client.instances.update(inst.id, configuration=group.id)
     effective = effective_configuration(client, inst.id)
     assert effective[name] == value  # as the engine reports it, in the parameter's type
-    assert inst.engine.read(inst.address, name) == shown
+    assert inst.engine.read(inst, name) == shown
     active = wait_active(client, inst.id)
     assert active.configuration == {"id": group.id, "name": group.name, "links": active.configuration["links"]}
     assert inst.engine_pid() == pid, "a dynamic parameter must not restart the engine"
@@ -297,24 +303,24 @@ def test_attach_refusals(stack, inst):
 def test_a_restart_required_parameter_waits_for_a_restart(stack, inst):
     client = trove(stack)
     name, value, shown = inst.engine.restart
-    before = inst.engine.read(inst.address, name)
+    before = inst.engine.read(inst, name)
     client.configurations.edit(inst.group, json.dumps({name: value}))  # PATCH merges
     assert client.configurations.get(inst.group).values == {inst.engine.dynamic[0]: inst.engine.dynamic[1],
                                                             name: value}
     wait_status(client, inst.id, "RESTART_REQUIRED")
-    assert inst.engine.read(inst.address, name) == before
+    assert inst.engine.read(inst, name) == before
 
     client.instances.restart(inst.id)
     wait_active(client, inst.id)
-    assert inst.engine.read(inst.address, name) == shown
-    assert inst.engine.read(inst.address, inst.engine.dynamic[0]) == inst.engine.dynamic[2]
+    assert inst.engine.read(inst, name) == shown
+    assert inst.engine.read(inst, inst.engine.dynamic[0]) == inst.engine.dynamic[2]
 
 
 def test_detach_puts_the_settings_back(stack, inst):
     client = trove(stack)
     dynamic, _, shown = inst.engine.dynamic
     client.instances.update(inst.id, remove_configuration=True)
-    wait_for(lambda: inst.engine.read(inst.address, dynamic) != shown, 30, what=f"{dynamic} back")
+    wait_for(lambda: inst.engine.read(inst, dynamic) != shown, 30, what=f"{dynamic} back")
     # the restart-required one goes back at the next restart
     assert not hasattr(wait_status(client, inst.id, "RESTART_REQUIRED"), "configuration")
     assert client.configurations.instances(inst.group) == []
@@ -326,15 +332,15 @@ def test_detach_puts_the_settings_back(stack, inst):
 def test_resize_to_a_bigger_flavor_gives_the_engine_more_memory(stack, inst):
     client = trove(stack)
     name, on_d1, on_d2 = inst.engine.memory
-    assert inst.engine.read(inst.address, name) == on_d1
+    assert inst.engine.read(inst, name) == on_d1
     client.instances.resize_instance(inst.id, "d2")
     assert client.instances.get(inst.id).status in ("RESIZE", "ACTIVE")
     resized = wait_for(lambda: (lambda i: i if i.status == "ACTIVE" and i.flavor["id"] == "d2" else None)(
         client.instances.get(inst.id)), 90, what="ACTIVE on d2")
     assert not hasattr(resized, "fault")
-    assert inst.engine.read(inst.address, name) == on_d2
+    assert inst.engine.read(inst, name) == on_d2
     # the restart applied what waited for one: the detached group's restart-required value is gone
-    assert inst.engine.read(inst.address, inst.engine.restart[0]) != inst.engine.restart[2]
+    assert inst.engine.read(inst, inst.engine.restart[0]) != inst.engine.restart[2]
 
 
 def test_resize_refusals_and_no_valid_host(stack, inst):
@@ -356,7 +362,7 @@ def test_resize_refusals_and_no_valid_host(stack, inst):
     failed = wait_for(lambda: (lambda i: i if i.status == "ACTIVE" and hasattr(i, "fault") else None)(
         client.instances.get(inst.id)), 60, what="the resize to fail")
     assert failed.flavor["id"] == "d2" and "No valid host was found" in failed.fault["message"]
-    assert inst.engine.read(inst.address, inst.engine.memory[0]) == inst.engine.memory[2]
+    assert inst.engine.read(inst, inst.engine.memory[0]) == inst.engine.memory[2]
 
     client.instances.restart(inst.id)
     with pytest.raises(trove_exc.UnprocessableEntity):

@@ -31,7 +31,7 @@ async def api_store(service_databases, tmp_path):
 
 
 async def add(store, instance_id: str, status: str, task, action: str, exclusive: bool, age: timedelta,
-              status_before: str = "ACTIVE"):
+              status_before: str = "ACTIVE", arguments: str = "{}"):
     created = now() - age
     async with store.engine.begin() as conn:
         await conn.execute(instances.insert().values(
@@ -39,7 +39,7 @@ async def add(store, instance_id: str, status: str, task, action: str, exclusive
             task=task, flavor_id="d1", volume_gb=1, datastore="postgresql", datastore_version="15",
             datastore_version_number="15.1", created_at=created, updated_at=created))
         await conn.execute(operations_table.insert().values(
-            id=f"op-{instance_id}", instance_id=instance_id, project_id="p", action=action, arguments="{}",
+            id=f"op-{instance_id}", instance_id=instance_id, project_id="p", action=action, arguments=arguments,
             exclusive=exclusive, state="running", status_before=status_before, message="", output="{}",
             created_at=created))
 
@@ -107,7 +107,8 @@ async def test_a_harmless_failure_restores_the_status_and_shows_the_fault(api_st
 
 
 async def test_a_guest_action_ending_during_a_restart_leaves_the_reboot_alone(api_store):
-    await add(api_store, "i3", "REBOOT", "restart", "create_databases", False, timedelta(seconds=1))
+    await add(api_store, "i3", "REBOOT", "restart", "create_databases", False, timedelta(seconds=1),
+              arguments='{"databases": [{"name": "appdb"}]}')
     await finish(api_store, outcome("i3", "create_databases", "ACTIVE"))
     inst, op = await state(api_store, "i3")
     assert (inst.status, inst.task, op.state) == ("REBOOT", "restart", "done")
