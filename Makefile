@@ -21,6 +21,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/provision.py
 	$(VENV)/bin/python bench/events.py
+	$(VENV)/bin/python bench/backup.py
 
 clean:
 	rm -rf $(VENV) .coffer

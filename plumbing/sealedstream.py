@@ -154,10 +154,15 @@ async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, byt
         raise IntegrityError("the object ends inside a frame: it is truncated")
 
 
-async def unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) -> AsyncIterator[bytes]:
+def unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) -> AsyncIterator[bytes]:
     """The plain stream back. Raises IntegrityError when a frame fails authentication,
     the stream is cut short, or (at the end) the plain stream's SHA-256 differs from
-    `sha256`: a consumer must treat what it got as void until the iterator ends."""
+    `sha256`: a consumer must treat what it got as void until the iterator ends.
+    Frames are opened ahead while the consumer works on the last one."""
+    return prefetch(_unseal(sealed, data_key, sha256), 2)
+
+
+async def _unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) -> AsyncIterator[bytes]:
     aead = AESGCM(data_key)
     decompressor = zstandard.ZstdDecompressor().decompressobj()
     digest = hashlib.sha256()

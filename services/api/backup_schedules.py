@@ -33,22 +33,26 @@ SOURCE = "api"
 logger = logging.getLogger("api")
 TICK_SECONDS = float(os.environ.get("COFFER_BACKUP_SCHEDULE_TICK_SECONDS", "1"))
 KEYS = {"full", "incremental", "keep_last_chains", "keep_days"}
+MAX_COUNT = 36500  # chains, or days: a hundred years
 
 
 def _cron(value, key: str) -> Cron:
     if not isinstance(value, str):
         raise bad_request(f"Validation error: backup_schedule['{key}'] must be a cron expression.")
     try:
-        return Cron.parse(value)
-    except CronError as exc:
+        cron = Cron.parse(value)
+        cron.next_after(now())  # one that never fires is refused too
+    except (CronError, ValueError) as exc:
         raise bad_request(f"Validation error: backup_schedule['{key}']: {exc}")
+    return cron
 
 
 def _count(value, key: str) -> int | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise bad_request(f"Validation error: backup_schedule['{key}'] must be a whole number of 1 or more.")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_COUNT:
+        raise bad_request(f"Validation error: backup_schedule['{key}'] must be a whole number from 1 to "
+                          f"{MAX_COUNT}.")
     return value
 
 
@@ -64,9 +68,9 @@ class BackupSchedules:
             "full": {"type": "string", "description": "cron (5 fields, UTC) for full backups"},
             "incremental": {"type": ["string", "null"], "description": "cron for incremental backups, on the "
                                                                        "newest completed one"},
-            "keep_last_chains": {"type": ["integer", "null"], "minimum": 1,
+            "keep_last_chains": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_COUNT,
                                  "description": "keep the newest N chains (a full backup and its incrementals)"},
-            "keep_days": {"type": ["integer", "null"], "minimum": 1,
+            "keep_days": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_COUNT,
                           "description": "keep every chain with a backup newer than D days"},
             "instance_id": STR, "next_full_at": STR, "next_incremental_at": {"type": ["string", "null"]}},
             ["full"]),
