@@ -144,8 +144,8 @@ async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, byt
             seen_magic = True
         while len(buffer) >= FRAME_HEADER.size:
             length, last = FRAME_HEADER.unpack_from(buffer)
-            if length > MAX_FRAME_BYTES:
-                raise IntegrityError("a frame length is corrupt")
+            if length > MAX_FRAME_BYTES or last not in (0, 1):
+                raise IntegrityError("a frame header is corrupt")
             if len(buffer) < FRAME_HEADER.size + length:
                 break
             yield bool(last), bytes(buffer[FRAME_HEADER.size:FRAME_HEADER.size + length])
