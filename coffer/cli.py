@@ -224,7 +224,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is backup_schedule and args.action == "set" and not args.full:
         parser.error("backup-schedule set needs --full")
-    if getattr(args, "action", None) in ("show", "update", "delete", "deliveries") and not args.id:
+    if getattr(args, "func", None) is subscription and args.action in ("show", "update", "delete", "deliveries") \
+            and not args.id:
         parser.error(f"subscription {args.action} needs a subscription id")
     try:
         return args.func(args)

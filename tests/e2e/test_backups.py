@@ -63,7 +63,7 @@ def instances(stack, client):
     for inst in made.values():
         client.instances.delete(inst.id)
     for inst in made.values():
-        wait_gone(client, inst.id)
+        wait_gone(client, inst.id, timeout=90)
 
 
 def pg_write(address: str, statements: list[str]) -> None:
@@ -163,7 +163,7 @@ def test_a_postgresql_full_backup_is_stored_encrypted_and_announced(stack, clien
     assert restored.datastore["type"] == "postgresql"
     assert pg_checksum(restored.ip[0]) == at_backup != pg_checksum(address)
     client.instances.delete(restored.id)
-    wait_gone(client, restored.id)
+    wait_gone(client, restored.id, timeout=90)
 
 
 def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client, instances):
@@ -205,8 +205,8 @@ def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client
                          dbname="appdb") as conn:
         assert [r[0] for r in conn.execute("SELECT id FROM moments ORDER BY id").fetchall()] == [1, 2, 3]
     client.instances.delete(from_incremental.id)
-    wait_gone(client, restored.id)
-    wait_gone(client, from_incremental.id)
+    wait_gone(client, restored.id, timeout=90)
+    wait_gone(client, from_incremental.id, timeout=90)
 
 
 def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack, client, instances):
@@ -244,7 +244,7 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
         left = {b.id for b in client.backups.list()}
         return not left & {full.id, incremental.id, explicit.id}
     wait_for(gone, 30, what="the chain deleted")
-    wait_gone(client, restored.id)
+    wait_gone(client, restored.id, timeout=90)
     assert not any(p.exists() for p in objects)
     with pytest.raises(trove_exc.NotFound):
         client.backups.get(incremental.id)
@@ -263,7 +263,7 @@ def test_a_redis_backup_is_an_rdb_snapshot(stack, client, instances):
     copy = redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD, socket_timeout=5)
     assert copy.get("greeting") == b"hello"
     client.instances.delete(restored.id)
-    wait_gone(client, restored.id)
+    wait_gone(client, restored.id, timeout=90)
 
 
 def test_a_corrupted_backup_is_refused_and_no_instance_runs_half_restored(stack, client, instances):
@@ -286,7 +286,7 @@ def test_a_corrupted_backup_is_refused_and_no_instance_runs_half_restored(stack,
     assert "could not be restored" in failed.fault["message"] and "authentication" in failed.fault["message"]
     assert not (stack.home / "instances" / inst.id).exists()  # nothing of it is left running
     client.instances.delete(inst.id)
-    wait_gone(client, inst.id)
+    wait_gone(client, inst.id, timeout=90)
 
 
 def test_restore_points_are_checked(client, instances):
