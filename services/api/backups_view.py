@@ -54,9 +54,8 @@ def check_restorable(backup, datastore: str, version: str, restore_time: str | N
     if (backup.datastore, backup.datastore_version) != (datastore, version):
         raise bad_request(f"Backup {backup.id} is of {backup.datastore} {backup.datastore_version}; it cannot be "
                           f"restored into {datastore} {version}.")
-    if restore_time and datastore != "postgresql":
-        raise bad_request("A restore to a point in time (restore_time) is available for PostgreSQL only in "
-                          "this Coffer release.")
+    if restore_time and datastore not in ("postgresql", "mariadb", "mysql"):
+        raise bad_request(f"A restore to a point in time (restore_time) is not available for {datastore}.")
 
 
 async def project(uow, event: Event) -> None:

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -235,6 +236,30 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
         cur.execute("SELECT id FROM notes ORDER BY id")
         assert [r[0] for r in cur.fetchall()] == [1, 2, 3]
     client.instances.delete(restored.id)
+
+    # to a moment between two writes: the chain, then the archived binlogs replayed up to it
+    maria_write(address, ["INSERT INTO notes VALUES (5, 'before the moment')"])
+    time.sleep(1.5)
+    moment = datetime.now(timezone.utc)
+    time.sleep(1.5)
+    maria_write(address, ["INSERT INTO notes VALUES (6, 'after the moment')"])
+    socket = str(stack.home / "instances" / iid / "run" / "mysqld.sock")
+    with pymysql.connect(unix_socket=socket, user="root") as root, \
+            root.cursor() as cur:  # an operator's nudge instead of waiting for the archive timeout
+        cur.execute("SHOW MASTER STATUS")
+        active = cur.fetchone()[0]
+        cur.execute("FLUSH BINARY LOGS")
+    archived = stack.home / "objects" / f"coffer-backups-{stack.project}" / iid / "binlog" / active
+    wait_for(archived.exists, 60, interval=0.2, what=f"binlog {active} archived")
+    at_moment = client.instances.create("maria-pitr", "d1", volume={"size": 1}, databases=[{"name": "appdb"}],
+                                        users=USERS, restorePoint={"backupRef": explicit.id,
+                                                                   "restore_time": moment.isoformat()})
+    at_moment = wait_active(client, at_moment.id, timeout=180)
+    with pymysql.connect(host=at_moment.ip[0], port=3306, user="app", password=PASSWORD, database="appdb") as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT id FROM notes ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [1, 2, 3, 4, 5]
+    client.instances.delete(at_moment.id)
     objects = [object_path(stack, b) for b in (full, incremental, explicit)]
     assert all(p.exists() for p in objects)
 
@@ -245,6 +270,7 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
         return not left & {full.id, incremental.id, explicit.id}
     wait_for(gone, 30, what="the chain deleted")
     wait_gone(client, restored.id, timeout=90)
+    wait_gone(client, at_moment.id, timeout=90)
     assert not any(p.exists() for p in objects)
     with pytest.raises(trove_exc.NotFound):
         client.backups.get(incremental.id)
