@@ -9,7 +9,7 @@ from plumbing import topics as T
 from plumbing.logs import log
 from plumbing.service import ServiceRuntime
 
-from . import backup_schedules, operations
+from . import backup_schedules, backups_view, operations
 from .http import build_app
 from .projections import Projections
 from .seed import seed_flavors
@@ -37,6 +37,7 @@ async def main() -> None:
         while True:
             await asyncio.sleep(EXPIRY_TICK_SECONDS)
             await operations.expire_unanswered(rt.store)
+            await backups_view.expire_unanswered(rt.store, operations.OUTCOME_TIMEOUT_SECONDS)
 
     async def fire_backup_schedules():
         while True:

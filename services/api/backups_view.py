@@ -2,7 +2,7 @@
 backup service owns the backups; services/api/backups.py serves the view)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
 
@@ -94,3 +94,21 @@ async def apply_retention(uow, instance_id: str, cause: Event) -> None:
     for full_id in doomed:
         await uow.emit(T.BACKUP_REQUESTS, cause.caused("coffer.backup.delete_requested.v1", {
             "backup_id": full_id, "project_id": schedule.project_id}, subject=full_id, source="api"))
+
+
+async def expire_unanswered(store, timeout: float) -> int:
+    """The net under the backup service's own deadline (a service down for long): a
+    backup still running after `timeout` seconds is shown FAILED and its instance gets
+    its status back, so no instance stays BACKUP forever."""
+    cutoff = now() - timedelta(seconds=timeout)
+    async with store.uow() as uow:
+        stale = (await uow.conn.execute(select(backups).where(
+            backups.c.status.in_(RUNNING), backups.c.updated_at < cutoff))).all()
+        for row in stale:
+            await uow.conn.execute(update(backups).where(backups.c.id == row.id).values(
+                status="FAILED", message=f"The backup service did not report on this backup within {timeout:.0f} s.",
+                updated_at=now()))
+            await uow.conn.execute(update(instances).where(
+                instances.c.id == row.instance_id, instances.c.task == "backup").values(
+                task=None, status=row.instance_status_before, updated_at=now()))
+    return len(stale)
