@@ -24,7 +24,7 @@ import uuid
 import pytest
 import requests
 
-from tests.conftest import trove
+from tests.conftest import trove, wait_for
 from tests.e2e.support import installed_pg_version, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
@@ -115,7 +115,10 @@ def tenants(stack, doc):
             "name": "iso-a-config", "values": {},
             "datastore": {"type": "postgresql", "version": installed_pg_version()}}})
     if "post" in paths.get(f"{V}/backups", {}):
-        a.call("member", "post", f"{V}/backups", {"backup": {"name": "iso-a-backup", "instance": inst.id}})
+        made = a.call("member", "post", f"{V}/backups", {"backup": {"name": "iso-a-backup", "instance": inst.id}})
+        assert made.status_code == 202, made.text
+        # the instance shows BACKUP (and lists no databases or users) until its backup ends
+        wait_for(lambda: client.instances.get(inst.id).status == "ACTIVE", 120, what="the backup to end")
     a.values, a.owned = values, {inst.id, values["subscription"]}
     assert len([r for p in paths if p.startswith(V) for r in paths[p]]) >= 20  # the document drives the matrix
     yield a, b
