@@ -24,7 +24,7 @@ from . import policy
 from .backups import choose_parent, start_backup
 from .faults import Fault, bad_request, not_found
 from .instances import INSTANCE, find as find_instance
-from .openapi import INT, STR, V, obj, op, wrapped
+from .openapi import STR, V, obj, op, wrapped
 from .rest import now, read_json, reading
 from .tables import backup_schedules, instances
 from .views import ts
