@@ -22,6 +22,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/provision.py
 	$(VENV)/bin/python bench/events.py
 	$(VENV)/bin/python bench/operations.py
+	$(VENV)/bin/python bench/backup.py
 	$(VENV)/bin/python bench/failover.py
 
 clean:

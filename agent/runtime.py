@@ -239,7 +239,7 @@ class Agent:
                                                   self.channel.start())
         await self.register(engine_version)
         tasks += [asyncio.create_task(self.obey()), asyncio.create_task(self.heartbeat())]
-        if self.config.datastore == "postgresql":  # WAL archiving, once a backup has enabled it
+        if self.config.datastore in ("postgresql", "mariadb", "mysql"):  # WAL / binlog archiving, once enabled
             tasks.append(asyncio.create_task(wal.keep_shipping(self.manager)))
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait(tasks[1:] + [waiter], return_when=asyncio.FIRST_COMPLETED)

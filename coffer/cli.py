@@ -6,6 +6,8 @@
   coffer event-types list                            the public event types and their schemas
   coffer subscription create|list|show|update|delete|deliveries
                                                      webhook subscriptions (RDS-style event subscriptions)
+  coffer backup-schedule show|set|delete INSTANCE [--full CRON] [--incremental CRON] [--keep-last N]
+                [--keep-days D]                      an instance's backup schedule and retention
 
 The API commands take --api/--project/--token or COFFER_API_URL/COFFER_PROJECT/COFFER_TOKEN.
 """
@@ -164,6 +166,23 @@ def schedule(args) -> int:
     return 0
 
 
+def backup_schedule(args) -> int:
+    from .client import from_args, table
+    api, path = from_args(args), f"/instances/{args.instance}/backup_schedule"
+    if args.action == "delete":
+        api.call("DELETE", path)
+        return 0
+    if args.action == "set":
+        body = {"full": args.full, "incremental": args.incremental, "keep_last_chains": args.keep_last,
+                "keep_days": args.keep_days}
+        doc = api.call("PUT", path, {"backup_schedule": body})
+    else:
+        doc = api.call("GET", path)
+    table([doc["backup_schedule"]], ["instance_id", "full", "incremental", "keep_last_chains", "keep_days",
+                                     "next_full_at", "next_incremental_at"])
+    return 0
+
+
 def _api_options(parser) -> None:
     parser.add_argument("--api", help="API URL (default COFFER_API_URL or http://127.0.0.1:8779)")
     parser.add_argument("--project", help="project id (default COFFER_PROJECT)")
@@ -222,8 +241,21 @@ def main(argv=None) -> int:
         _api_options(p)
         p.set_defaults(func=schedule)
 
+    p_backup_sched = sub.add_parser("backup-schedule", help="an instance's backup schedule and retention")
+    p_backup_sched.add_argument("action", choices=["show", "set", "delete"])
+    p_backup_sched.add_argument("instance", help="instance id")
+    _api_options(p_backup_sched)
+    p_backup_sched.add_argument("--full", help="cron (5 fields, UTC) for full backups (set: required)")
+    p_backup_sched.add_argument("--incremental", help="cron for incremental backups")
+    p_backup_sched.add_argument("--keep-last", type=int, help="keep the newest N chains")
+    p_backup_sched.add_argument("--keep-days", type=int, help="keep every chain with a backup newer than D days")
+    p_backup_sched.set_defaults(func=backup_backup_schedule)
+
     args = parser.parse_args(argv)
-    if getattr(args, "action", None) in ("show", "update", "delete", "deliveries") and not args.id:
+    if getattr(args, "func", None) is backup_schedule and args.action == "set" and not args.full:
+        parser.error("backup-schedule set needs --full")
+    if getattr(args, "func", None) is subscription and args.action in ("show", "update", "delete", "deliveries") \
+            and not args.id:
         parser.error(f"subscription {args.action} needs a subscription id")
     try:
         return args.func(args)

@@ -22,8 +22,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"COFFERB1"
 FRAME_HEADER = struct.Struct(">IB")
-FRAME_PLAIN_BYTES = 4 * 1024 * 1024   # compressed bytes per frame
-MAX_FRAME_BYTES = FRAME_PLAIN_BYTES * 2
+# A frame holds what about this much plain input compressed to, so that opening one
+# never yields more than this (highly compressible data would otherwise explode).
+FRAME_PLAIN_BYTES = 4 * 1024 * 1024
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+PREFETCH_CHUNKS = 8  # read ahead while a chunk is being compressed or opened in the worker thread
 ZSTD_LEVEL = 1  # level 1 keeps pace with the engines' own tools on 2 cores (engines.md)
 
 
@@ -60,26 +63,70 @@ class Sealing:
             index += 1
             return FRAME_HEADER.pack(len(sealed), last) + sealed
 
+        plain_in_frame = 0
+
         def absorb(chunk: bytes) -> list[bytes]:
-            self._hash.update(chunk)
+            nonlocal plain_in_frame
             pending.extend(compressor.compress(chunk))
-            out = []
-            while len(pending) >= FRAME_PLAIN_BYTES:
-                out.append(frame(bytes(pending[:FRAME_PLAIN_BYTES]), False))
-                del pending[:FRAME_PLAIN_BYTES]
-            return out
+            plain_in_frame += len(chunk)
+            if plain_in_frame < FRAME_PLAIN_BYTES:
+                return []
+            pending.extend(compressor.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+            plain_in_frame = 0
+            sealed = frame(bytes(pending), False)
+            pending.clear()
+            return [sealed]
 
         def finish() -> bytes:
             pending.extend(compressor.flush())
             return frame(bytes(pending), True)
 
         yield MAGIC
-        async for chunk in plain:
+        async for chunk in prefetch(_bounded(plain)):
             self.plain_bytes += len(chunk)
-            for sealed in await asyncio.to_thread(absorb, chunk):
+            # hashing (the costliest part) runs beside compression and encryption: two cores
+            _, sealed_frames = await asyncio.gather(asyncio.to_thread(self._hash.update, chunk),
+                                                    asyncio.to_thread(absorb, chunk))
+            for sealed in sealed_frames:
                 yield sealed
         yield await asyncio.to_thread(finish)
         self.sha256 = self._hash.hexdigest()
+
+
+async def _bounded(plain: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Chunks of at most FRAME_PLAIN_BYTES, so no frame holds much more."""
+    async for chunk in plain:
+        for start in range(0, len(chunk), FRAME_PLAIN_BYTES):
+            yield chunk[start:start + FRAME_PLAIN_BYTES]
+
+
+async def prefetch(source: AsyncIterable, depth: int = PREFETCH_CHUNKS) -> AsyncIterator:
+    """`source`'s items, read up to `depth` ahead by a task of their own: reading the
+    next chunk overlaps with the work on this one. An error of the source is raised
+    in its place; a consumer that stops early stops the reader."""
+    queue: asyncio.Queue = asyncio.Queue(depth)
+    done = object()
+
+    async def read() -> None:
+        try:
+            async for item in source:
+                await queue.put((item, None))
+            await queue.put((done, None))
+        except Exception as exc:  # handed to the consumer
+            await queue.put((done, exc))
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            item, error = await queue.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
 
 async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, bytes]]:
@@ -97,8 +144,8 @@ async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, byt
             seen_magic = True
         while len(buffer) >= FRAME_HEADER.size:
             length, last = FRAME_HEADER.unpack_from(buffer)
-            if length > MAX_FRAME_BYTES:
-                raise IntegrityError("a frame length is corrupt")
+            if length > MAX_FRAME_BYTES or last not in (0, 1):
+                raise IntegrityError("a frame header is corrupt")
             if len(buffer) < FRAME_HEADER.size + length:
                 break
             yield bool(last), bytes(buffer[FRAME_HEADER.size:FRAME_HEADER.size + length])
@@ -107,10 +154,15 @@ async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, byt
         raise IntegrityError("the object ends inside a frame: it is truncated")
 
 
-async def unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) -> AsyncIterator[bytes]:
+def unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) -> AsyncIterator[bytes]:
     """The plain stream back. Raises IntegrityError when a frame fails authentication,
     the stream is cut short, or (at the end) the plain stream's SHA-256 differs from
-    `sha256`: a consumer must treat what it got as void until the iterator ends."""
+    `sha256`: a consumer must treat what it got as void until the iterator ends.
+    Frames are opened ahead while the consumer works on the last one."""
+    return prefetch(_unseal(sealed, data_key, sha256), 2)
+
+
+async def _unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) -> AsyncIterator[bytes]:
     aead = AESGCM(data_key)
     decompressor = zstandard.ZstdDecompressor().decompressobj()
     digest = hashlib.sha256()
@@ -123,18 +175,22 @@ async def unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | No
         except InvalidTag:
             raise IntegrityError(f"frame {index} fails authentication: the object was altered "
                                  "or is not encrypted with this backup's key") from None
-        plain = decompressor.decompress(payload)
-        digest.update(plain)
-        return plain
+        return decompressor.decompress(payload)
 
-    async for last, ciphertext in _frames(sealed):
+    hashing: asyncio.Future | None = None  # the previous frame's, beside this one's opening
+    async for last, ciphertext in prefetch(_frames(sealed)):
         if ended:
             raise IntegrityError("data follows the last frame")
         plain = await asyncio.to_thread(open_frame, ciphertext, last)
         index += 1
         ended = last
+        if hashing is not None:
+            await hashing
+        hashing = asyncio.ensure_future(asyncio.to_thread(digest.update, plain))
         if plain:
             yield plain
+    if hashing is not None:
+        await hashing
     if not ended:
         raise IntegrityError("the object has no last frame: it is truncated")
     if sha256 is not None and digest.hexdigest() != sha256:

@@ -128,9 +128,9 @@ def start(directory: Path) -> Swift:
         swift.processes.append(subprocess.Popen([str(venv / f"bin/swift-{name}-server"), str(conf), "-v"],
                                                 stdout=log, stderr=subprocess.STDOUT, env=env))
     deadline = time.monotonic() + 30
-    while True:
+    while True:  # up once the proxy can make a container: every server answers then
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{swift.ports['proxy']}/healthcheck", timeout=1)
+            urllib.request.urlopen(urllib.request.Request(f"{swift.url}/coffer-probe", method="PUT"), timeout=2)
             break
         except (urllib.error.URLError, ConnectionError):
             if time.monotonic() > deadline or any(p.poll() is not None for p in swift.processes):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from ..datastores.mariadb.engine_user import ENGINE_USER, admin_user
+from . import binlog
 from .process import feed, output_of, run_tool
 
 MARIADB_BACKUP = "/usr/bin/mariadb-backup"
@@ -64,3 +65,15 @@ async def restore(manager, chain: list[tuple[dict, AsyncIterator[bytes]]], scrat
         for incremental in layers[1:]:
             shutil.rmtree(incremental, ignore_errors=True)
     await run_tool(["chown", "-R", f"{ENGINE_USER}:{ENGINE_USER}", str(scratch)])
+
+
+async def finish_restore(manager, options: dict) -> None:
+    """A restore to a moment: the archived binlogs replayed up to it on the running server."""
+    if not options.get("restore_time"):
+        return
+    work = manager.config.directory / "restore-binlogs"
+    try:
+        await binlog.replay_until(manager, options["archive"], options["archive_key"], options["restore_time"],
+                                  work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

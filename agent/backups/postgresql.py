@@ -3,6 +3,7 @@ the WAL the backup needs fetched into it (-X fetch: streaming WAL cannot go to s
 taken over the replication protocol on the instance's local socket."""
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..datastores.postgresql.engine_user import ENGINE, bindir
 from . import wal
 from .process import feed, output_of
 
+RECOVERY_TIMEOUT_SECONDS = 1200
 RECOVERY_SETTINGS = ("restore_command", "recovery_target_time", "recovery_target_lsn", "recovery_target_action")
 
 
@@ -79,8 +81,14 @@ def _restore_wal_dir(manager) -> Path:
 
 
 async def finish_restore(manager, options: dict) -> None:
-    """Once the server has recovered (and promoted): the recovery settings go."""
+    """Once the server has recovered and promoted (it accepts read-only connections
+    before: nothing may be written until then), the recovery settings go."""
     async with await users.connect(str(manager.socket_dir), manager.config.port) as conn:
+        deadline = asyncio.get_running_loop().time() + RECOVERY_TIMEOUT_SECONDS
+        while (await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone())[0]:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"PostgreSQL did not finish its recovery within {RECOVERY_TIMEOUT_SECONDS} s")
+            await asyncio.sleep(0.1)
         for setting in RECOVERY_SETTINGS:
             await conn.execute(f"ALTER SYSTEM RESET {setting}")
         await conn.execute("SELECT pg_reload_conf()")

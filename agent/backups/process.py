@@ -22,8 +22,16 @@ async def output_of(argv: list[str], cwd: str = "/", env: dict | None = None) ->
     errors = asyncio.create_task(proc.stderr.read())
     finished = False
     try:
-        while chunk := await proc.stdout.read(CHUNK_BYTES):
-            yield chunk
+        # a pipe hands over 64 KiB at a time: gather whole chunks, so the per-chunk work
+        # (a hop to a worker thread for hashing, compression, encryption) stays small
+        buffer = bytearray()
+        while piece := await proc.stdout.read(CHUNK_BYTES):
+            buffer += piece
+            if len(buffer) >= CHUNK_BYTES:
+                yield bytes(buffer)
+                buffer.clear()
+        if buffer:
+            yield bytes(buffer)
         code = await proc.wait()
         finished = True
         if code != 0:

@@ -43,7 +43,7 @@ def segment_key(archive_key: bytes, name: str) -> bytes:
     return hmac.new(archive_key, name.encode(), hashlib.sha256).digest()
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     scratch = path.with_name(f".{path.name}.tmp")
     fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -58,8 +58,8 @@ async def enable(manager, archive: dict, archive_key_b64: str) -> None:
     spool = directory / SPOOL
     spool.mkdir(mode=0o700, exist_ok=True)
     ENGINE.chown(spool)
-    _write_private(directory / KEY_FILE, archive_key_b64)
-    _write_private(directory / SETTINGS_FILE, json.dumps(archive))
+    write_private(directory / KEY_FILE, archive_key_b64)
+    write_private(directory / SETTINGS_FILE, json.dumps(archive))
     command = f"test ! -f {spool}/%f && cp %p {spool}/.%f.partial && mv {spool}/.%f.partial {spool}/%f"
     async with await users.connect(str(manager.socket_dir), manager.config.port) as conn:
         mode = (await (await conn.execute("SHOW archive_mode")).fetchone())[0]
@@ -102,10 +102,13 @@ async def _ship(manager) -> int:
 
 
 async def keep_shipping(manager) -> None:
-    """The agent's background duty for PostgreSQL instances whose WAL is archived."""
+    """The agent's background duty for instances whose WAL (PostgreSQL) or binlogs
+    (MariaDB) are archived, from their first backup on."""
+    from . import binlog
+    shipper = ship if manager.config.datastore == "postgresql" else binlog.ship
     while True:
         try:
-            await ship(manager)
+            await shipper(manager)
         except Exception as exc:  # the spool keeps the segments; the next round retries
             log(logger, logging.WARNING, "WAL not shipped yet", error=repr(exc))
         await asyncio.sleep(SHIP_SECONDS)

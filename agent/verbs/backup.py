@@ -12,7 +12,7 @@ from plumbing import objectstore
 from plumbing.sealedstream import Sealing, unseal
 
 from .. import backups
-from ..backups import wal
+from ..backups import binlog, wal
 from . import verb
 
 FORMAT = "coffer-zstd-aes256gcm-1"
@@ -23,8 +23,9 @@ async def backup(manager, arguments: dict, secrets: dict) -> dict:
     if not secrets.get("data_key"):
         raise ValueError("no sealed data key")
     source = backups.module_for(manager.config.datastore)
-    if arguments.get("archive"):  # PostgreSQL: from its first backup on, its WAL is archived
-        await wal.enable(manager, arguments["archive"], secrets["archive_key"])
+    if arguments.get("archive"):  # from its first backup on, the WAL / binlogs are archived
+        archiving = wal if manager.config.datastore == "postgresql" else binlog
+        await archiving.enable(manager, arguments["archive"], secrets["archive_key"])
     sealing, meta = Sealing(base64.b64decode(secrets["data_key"])), {}
     stored = await objectstore.from_environment().put(
         arguments["container"], arguments["object"],

@@ -1,13 +1,15 @@
 """Entry point: python -m services.api"""
 import asyncio
+import logging
 import os
 
 from aiohttp import web
 
 from plumbing import topics as T
+from plumbing.logs import log
 from plumbing.service import ServiceRuntime
 
-from . import operations, schedules
+from . import backup_schedules, backups_view, operations, schedules
 from .http import build_app
 from .projections import Projections
 from .seed import seed_flavors
@@ -39,12 +41,21 @@ async def main() -> None:
         while True:
             await asyncio.sleep(EXPIRY_TICK_SECONDS)
             await operations.expire_unanswered(rt.store)
+            await backups_view.expire_unanswered(rt.store, operations.OUTCOME_TIMEOUT_SECONDS)
+
+    async def fire_backup_schedules():
+        while True:
+            await asyncio.sleep(backup_schedules.TICK_SECONDS)
+            try:
+                await backup_schedules.fire_due(rt.store)
+            except Exception as exc:  # the next tick tries again; the API keeps serving
+                log(rt.logger, logging.WARNING, "backup schedules not fired", error=repr(exc))
 
     async def fire_schedules():
         await schedules.run(rt.store)
 
     try:
-        await rt.serve(expire_unanswered_operations, fire_schedules)
+        await rt.serve(expire_unanswered_operations, fire_schedules, fire_backup_schedules)
     finally:
         await runner.cleanup()
 

@@ -50,6 +50,50 @@ def _instance_ref(value) -> str:
     return value.rstrip("/").rsplit("/", 1)[-1]
 
 
+async def start_backup(uow, inst, name: str, description: str, parent) -> str:
+    """The instance shows BACKUP and the backup service is asked (422 while the
+    instance is busy); the new backup's id."""
+    if inst.task or inst.status not in operations.RUNNING:
+        raise operations.busy(inst)
+    # the status guard makes two concurrent requests for one instance race safely
+    taken = await uow.conn.execute(update(instances).where(
+        instances.c.id == inst.id, instances.c.task.is_(None), instances.c.status == inst.status).values(
+        task="backup", status="BACKUP", updated_at=now()))
+    if taken.rowcount != 1:
+        raise operations.busy(inst)
+    backup_id, created = str(uuid.uuid4()), now()
+    await uow.conn.execute(backups.insert().values(
+        id=backup_id, project_id=inst.project_id, instance_id=inst.id, name=name,
+        description=description, parent_id=parent.id if parent else None, datastore=inst.datastore,
+        datastore_version=inst.datastore_version, status="NEW", message="", size_bytes=0, checksum="",
+        location="", instance_status_before=inst.status, created_at=created, updated_at=created))
+    await uow.emit(T.BACKUP_REQUESTS, Event(
+        "coffer.backup.requested.v1", backup_id, source=SOURCE, project=inst.project_id, data={
+            "backup_id": backup_id, "project_id": inst.project_id, "instance_id": inst.id,
+            "name": name, "description": description, "parent_id": parent.id if parent else None,
+            "incremental": parent is not None, "datastore": inst.datastore,
+            "datastore_version": inst.datastore_version}))
+    return backup_id
+
+
+async def choose_parent(conn, request, inst, parent_id: str | None, incremental: int):
+    """The parent of an incremental backup: the one named (404 if unknown; 400 if
+    another instance's; 422 if not COMPLETED), else with incremental=1 the
+    instance's newest COMPLETED backup; None for a full backup."""
+    if parent_id:
+        parent = await find(conn, request, parent_id)
+        if parent.instance_id != inst.id:
+            raise bad_request(f"Backup {parent_id} is not a backup of instance {inst.id}.")
+        if parent.status != "COMPLETED":
+            raise Fault(422, f"Backup {parent_id} is {parent.status}: only a COMPLETED backup can be a parent.")
+        return parent
+    if incremental:
+        return (await conn.execute(select(backups).where(
+            backups.c.instance_id == inst.id, backups.c.status == "COMPLETED").order_by(
+            backups.c.created_at.desc()).limit(1))).first()
+    return None
+
+
 class Backups:
     SCHEMAS = {
         "Backup": obj({
@@ -158,48 +202,11 @@ class Backups:
             raise bad_request("Validation error: backup['parent_id'] must be a backup id.")
         async with self.store.uow() as uow:
             inst = await find_instance(uow.conn, request, instance_id)
-            parent = await self._parent(uow.conn, request, inst, parent_id, incremental)
+            parent = await choose_parent(uow.conn, request, inst, parent_id, incremental)
             await quotas.check(uow.conn, inst.project_id, {"backups": 1})
-            if inst.task or inst.status not in operations.RUNNING:
-                raise operations.busy(inst)
-            # the status guard makes two concurrent requests for one instance race safely
-            taken = await uow.conn.execute(update(instances).where(
-                instances.c.id == inst.id, instances.c.task.is_(None), instances.c.status == inst.status).values(
-                task="backup", status="BACKUP", updated_at=now()))
-            if taken.rowcount != 1:
-                raise operations.busy(inst)
-            backup_id, created = str(uuid.uuid4()), now()
-            await uow.conn.execute(backups.insert().values(
-                id=backup_id, project_id=inst.project_id, instance_id=inst.id, name=name.strip(),
-                description=description, parent_id=parent.id if parent else None, datastore=inst.datastore,
-                datastore_version=inst.datastore_version, status="NEW", message="", size_bytes=0, checksum="",
-                location="", instance_status_before=inst.status, created_at=created, updated_at=created))
-            await uow.emit(T.BACKUP_REQUESTS, Event(
-                "coffer.backup.requested.v1", backup_id, source=SOURCE, project=inst.project_id, data={
-                    "backup_id": backup_id, "project_id": inst.project_id, "instance_id": inst.id,
-                    "name": name.strip(), "description": description, "parent_id": parent.id if parent else None,
-                    "incremental": parent is not None, "datastore": inst.datastore,
-                    "datastore_version": inst.datastore_version}))
+            backup_id = await start_backup(uow, inst, name.strip(), description, parent)
             row = (await uow.conn.execute(select(backups).where(backups.c.id == backup_id))).one()
         return web.json_response({"backup": view(row, base_url(request))}, status=202)
-
-    @staticmethod
-    async def _parent(conn, request, inst, parent_id: str | None, incremental: int):
-        """The parent of an incremental backup: the one named (404 if unknown; 400 if
-        another instance's; 422 if not COMPLETED), else with incremental=1 the
-        instance's newest COMPLETED backup; None for a full backup."""
-        if parent_id:
-            parent = await find(conn, request, parent_id)
-            if parent.instance_id != inst.id:
-                raise bad_request(f"Backup {parent_id} is not a backup of instance {inst.id}.")
-            if parent.status != "COMPLETED":
-                raise Fault(422, f"Backup {parent_id} is {parent.status}: only a COMPLETED backup can be a parent.")
-            return parent
-        if incremental:
-            return (await conn.execute(select(backups).where(
-                backups.c.instance_id == inst.id, backups.c.status == "COMPLETED").order_by(
-                backups.c.created_at.desc()).limit(1))).first()
-        return None
 
     # -- delete ------------------------------------------------------------
     async def delete(self, request):

@@ -2,16 +2,17 @@
 backup service owns the backups; services/api/backups.py serves the view)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
 
+from plumbing import topics as T
 from plumbing.envelope import Event
 
-from . import operations, policy
+from . import operations, policy, retention
 from .faults import Fault, bad_request, not_found
 from .rest import now
-from .tables import backups, instances
+from .tables import backup_schedules, backups, instances
 
 RUNNING = ("NEW", "BUILDING", "SAVING")
 ENDED = ("COMPLETED", "FAILED")
@@ -53,9 +54,8 @@ def check_restorable(backup, datastore: str, version: str, restore_time: str | N
     if (backup.datastore, backup.datastore_version) != (datastore, version):
         raise bad_request(f"Backup {backup.id} is of {backup.datastore} {backup.datastore_version}; it cannot be "
                           f"restored into {datastore} {version}.")
-    if restore_time and datastore != "postgresql":
-        raise bad_request("A restore to a point in time (restore_time) is available for PostgreSQL only in "
-                          "this Coffer release.")
+    if restore_time and datastore not in ("postgresql", "mariadb", "mysql"):
+        raise bad_request(f"A restore to a point in time (restore_time) is not available for {datastore}.")
 
 
 async def project(uow, event: Event) -> None:
@@ -77,3 +77,38 @@ async def project(uow, event: Event) -> None:
         await uow.conn.execute(update(instances).where(
             instances.c.id == row.instance_id, instances.c.task == "backup").values(
             task=None, status=row.instance_status_before, updated_at=now()))
+    if d["status"] == "COMPLETED":
+        await apply_retention(uow, row.instance_id, event)
+
+
+async def apply_retention(uow, instance_id: str, cause: Event) -> None:
+    """The instance's retention policy, if it has one: chains it lets go are deleted whole."""
+    schedule = (await uow.conn.execute(select(backup_schedules).where(
+        backup_schedules.c.instance_id == instance_id))).first()
+    if schedule is None:
+        return
+    rows = (await uow.conn.execute(select(backups).where(backups.c.instance_id == instance_id))).all()
+    doomed = retention.expired_chains(
+        [retention.Backup(r.id, r.parent_id, r.status, r.created_at) for r in rows],
+        schedule.keep_last_chains, schedule.keep_days, now())
+    for full_id in doomed:
+        await uow.emit(T.BACKUP_REQUESTS, cause.caused("coffer.backup.delete_requested.v1", {
+            "backup_id": full_id, "project_id": schedule.project_id}, subject=full_id, source="api"))
+
+
+async def expire_unanswered(store, timeout: float) -> int:
+    """The net under the backup service's own deadline (a service down for long): a
+    backup still running after `timeout` seconds is shown FAILED and its instance gets
+    its status back, so no instance stays BACKUP forever."""
+    cutoff = now() - timedelta(seconds=timeout)
+    async with store.uow() as uow:
+        stale = (await uow.conn.execute(select(backups).where(
+            backups.c.status.in_(RUNNING), backups.c.updated_at < cutoff))).all()
+        for row in stale:
+            await uow.conn.execute(update(backups).where(backups.c.id == row.id).values(
+                status="FAILED", message=f"The backup service did not report on this backup within {timeout:.0f} s.",
+                updated_at=now()))
+            await uow.conn.execute(update(instances).where(
+                instances.c.id == row.instance_id, instances.c.task == "backup").values(
+                task=None, status=row.instance_status_before, updated_at=now()))
+    return len(stale)

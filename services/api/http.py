@@ -16,6 +16,7 @@ from plumbing.outbox import Store
 
 from . import audit, identity, openapi, policy, ratelimit
 from .accounts import Accounts
+from .backup_schedules import BackupSchedules
 from .backups import Backups
 from .configurations import Configurations
 from .datastores import Datastores
@@ -117,8 +118,8 @@ def route_groups(store: Store) -> list:
     """Every route group; the instance routes get the actions and update keys the
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
-              Configurations(store), Resize(store), Upgrade(store), Backups(store), Replication(store), Power(store),
-              Schedules(store), GuestLogs(store)]
+              Configurations(store), Resize(store), Upgrade(store), Backups(store), BackupSchedules(store),
+              Replication(store), Power(store), Schedules(store), GuestLogs(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

@@ -231,3 +231,17 @@ instance_schedules = Table(
     Column("last_result", Text, nullable=False, default=""),  # "started", or why the firing was skipped
     Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# Coffer's extension: a backup schedule and retention policy per instance (services/api/backup_schedules.py).
+backup_schedules = Table(
+    "backup_schedules", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("full_cron", String(100), nullable=False),
+    Column("incremental_cron", String(100)),
+    Column("keep_last_chains", Integer),
+    Column("keep_days", Integer),
+    Column("next_full_at", UtcDateTime(), nullable=False),
+    Column("next_incremental_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

@@ -28,6 +28,8 @@ logger = logging.getLogger("backup")
 DEADLINE_SECONDS = float(os.environ.get("COFFER_BACKUP_DEADLINE_SECONDS", "3600"))
 COMMAND_SUFFIX = ":backup"  # command ids are <backup id>:backup
 RESTORE_SUFFIX = ":restore"  # and <instance id>:restore
+# datastores whose logs are archived from their first backup on, for point-in-time restores
+ARCHIVED = {"postgresql": "wal", "mariadb": "binlog", "mysql": "binlog"}
 STORE_SCHEME = os.environ.get("COFFER_OBJECT_STORE", "local")
 
 
@@ -118,7 +120,7 @@ class BackupHandlers:
             arguments = {"backup_id": backup_id, "container": row.container, "object": row.object,
                          "parent": json.loads(parent.engine_meta) if parent else None}
             secrets = {"data_key": base64.b64encode(data_key).decode()}
-            if row.datastore == "postgresql":
+            if row.datastore in ARCHIVED:
                 archive = await self._archive(uow, row)
                 arguments["archive"] = {"container": archive.container, "prefix": archive.prefix}
                 secrets["archive_key"] = self._archive_key(archive)
@@ -129,13 +131,13 @@ class BackupHandlers:
         await self.store.handled_once(event, apply)
 
     async def _archive(self, uow: UnitOfWork, row):
-        """The instance's WAL archive, made with its first backup."""
+        """The instance's WAL / binlog archive, made with its first backup."""
         query = select(archives).where(archives.c.instance_id == row.instance_id)
         archive = (await uow.conn.execute(query)).first()
         if archive is None:
             await uow.conn.execute(archives.insert().values(
                 instance_id=row.instance_id, project_id=row.project_id, container=row.container,
-                prefix=f"{row.instance_id}/wal/", wrapped_key=backupkeys.wrap(
+                prefix=f"{row.instance_id}/{ARCHIVED[row.datastore]}/", wrapped_key=backupkeys.wrap(
                     self.master_key, backupkeys.new_data_key(), f"wal:{row.instance_id}")))
             archive = (await uow.conn.execute(query)).one()
         return archive
@@ -209,7 +211,7 @@ class BackupHandlers:
                     archives.c.instance_id == chain[0].instance_id))).first()
                 if archive is None:
                     await self._restore_ended(uow, event, d["instance_id"], False,
-                                              f"Instance {chain[0].instance_id} has no WAL archive: it cannot be "
+                                              f"Instance {chain[0].instance_id} has no log archive: it cannot be "
                                               "restored to a point in time.")
                     return
                 arguments["archive"] = {"container": archive.container, "prefix": archive.prefix}

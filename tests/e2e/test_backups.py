@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 import pymysql
 import pytest
 import redis
+import requests
 from aiokafka import AIOKafkaConsumer
 from troveclient import exceptions as trove_exc
 
@@ -61,7 +64,7 @@ def instances(stack, client):
     for inst in made.values():
         client.instances.delete(inst.id)
     for inst in made.values():
-        wait_gone(client, inst.id)
+        wait_gone(client, inst.id, timeout=90)
 
 
 def pg_write(address: str, statements: list[str]) -> None:
@@ -161,7 +164,7 @@ def test_a_postgresql_full_backup_is_stored_encrypted_and_announced(stack, clien
     assert restored.datastore["type"] == "postgresql"
     assert pg_checksum(restored.ip[0]) == at_backup != pg_checksum(address)
     client.instances.delete(restored.id)
-    wait_gone(client, restored.id)
+    wait_gone(client, restored.id, timeout=90)
 
 
 def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client, instances):
@@ -203,8 +206,8 @@ def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client
                          dbname="appdb") as conn:
         assert [r[0] for r in conn.execute("SELECT id FROM moments ORDER BY id").fetchall()] == [1, 2, 3]
     client.instances.delete(from_incremental.id)
-    wait_gone(client, restored.id)
-    wait_gone(client, from_incremental.id)
+    wait_gone(client, restored.id, timeout=90)
+    wait_gone(client, from_incremental.id, timeout=90)
 
 
 def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack, client, instances):
@@ -233,6 +236,30 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
         cur.execute("SELECT id FROM notes ORDER BY id")
         assert [r[0] for r in cur.fetchall()] == [1, 2, 3]
     client.instances.delete(restored.id)
+
+    # to a moment between two writes: the chain, then the archived binlogs replayed up to it
+    maria_write(address, ["INSERT INTO notes VALUES (5, 'before the moment')"])
+    time.sleep(1.5)
+    moment = datetime.now(timezone.utc)
+    time.sleep(1.5)
+    maria_write(address, ["INSERT INTO notes VALUES (6, 'after the moment')"])
+    socket = str(stack.home / "instances" / iid / "run" / "mysqld.sock")
+    with pymysql.connect(unix_socket=socket, user="root") as root, \
+            root.cursor() as cur:  # an operator's nudge instead of waiting for the archive timeout
+        cur.execute("SHOW MASTER STATUS")
+        active = cur.fetchone()[0]
+        cur.execute("FLUSH BINARY LOGS")
+    archived = stack.home / "objects" / f"coffer-backups-{stack.project}" / iid / "binlog" / active
+    wait_for(archived.exists, 60, interval=0.2, what=f"binlog {active} archived")
+    at_moment = client.instances.create("maria-pitr", "d1", volume={"size": 1}, databases=[{"name": "appdb"}],
+                                        users=USERS, restorePoint={"backupRef": explicit.id,
+                                                                   "restore_time": moment.isoformat()})
+    at_moment = wait_active(client, at_moment.id, timeout=180)
+    with pymysql.connect(host=at_moment.ip[0], port=3306, user="app", password=PASSWORD, database="appdb") as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT id FROM notes ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [1, 2, 3, 4, 5]
+    client.instances.delete(at_moment.id)
     objects = [object_path(stack, b) for b in (full, incremental, explicit)]
     assert all(p.exists() for p in objects)
 
@@ -242,7 +269,8 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
         left = {b.id for b in client.backups.list()}
         return not left & {full.id, incremental.id, explicit.id}
     wait_for(gone, 30, what="the chain deleted")
-    wait_gone(client, restored.id)
+    wait_gone(client, restored.id, timeout=90)
+    wait_gone(client, at_moment.id, timeout=90)
     assert not any(p.exists() for p in objects)
     with pytest.raises(trove_exc.NotFound):
         client.backups.get(incremental.id)
@@ -261,7 +289,7 @@ def test_a_redis_backup_is_an_rdb_snapshot(stack, client, instances):
     copy = redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD, socket_timeout=5)
     assert copy.get("greeting") == b"hello"
     client.instances.delete(restored.id)
-    wait_gone(client, restored.id)
+    wait_gone(client, restored.id, timeout=90)
 
 
 def test_a_corrupted_backup_is_refused_and_no_instance_runs_half_restored(stack, client, instances):
@@ -284,7 +312,7 @@ def test_a_corrupted_backup_is_refused_and_no_instance_runs_half_restored(stack,
     assert "could not be restored" in failed.fault["message"] and "authentication" in failed.fault["message"]
     assert not (stack.home / "instances" / inst.id).exists()  # nothing of it is left running
     client.instances.delete(inst.id)
-    wait_gone(client, inst.id)
+    wait_gone(client, inst.id, timeout=90)
 
 
 def test_restore_points_are_checked(client, instances):
@@ -311,3 +339,33 @@ def test_bad_requests_get_trove_answers(client, instances):
     failed = wait_backup(client, client.backups.create("redis-inc", instance=iid, incremental=1).id)
     assert failed.status == "FAILED" and "incremental" in failed.fail_reason
     wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE after a failed backup")
+
+
+def test_a_schedule_fires_and_retention_keeps_the_newest_chain(stack, client, instances):
+    iid, _ = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    url = f"{stack.api_url}/v1.0/{stack.project}/instances/{iid}/backup_schedule"
+    headers = {"X-Auth-Token": stack.member_token}
+    older = {b.id for b in client.instances.backups(iid)}
+    assert older  # the chains of the tests above
+    bad = requests.put(url, headers=headers, json={"backup_schedule": {"full": "61 * * * *"}}, timeout=30)
+    assert bad.status_code == 400 and "minute" in bad.text
+    put = requests.put(url, headers=headers, timeout=30, json={"backup_schedule": {
+        "full": "* * * * *", "keep_last_chains": 1}})
+    assert put.status_code == 200, put.text
+    assert put.json()["backup_schedule"]["next_full_at"]
+    assert requests.get(url, headers=headers, timeout=30).json()["backup_schedule"]["keep_last_chains"] == 1
+    shown = subprocess.run([sys.executable, "-m", "coffer.cli", "backup-schedule", "show", iid, "--api",
+                            stack.api_url, "--project", stack.project, "--token", stack.member_token],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "* * * * *" in shown.stdout, shown.stderr
+
+    def scheduled_and_pruned():
+        now = {b.id: b for b in client.instances.backups(iid)}
+        new = [b for b in now.values() if b.id not in older and b.status == "COMPLETED"]
+        return new if new and not (set(now) & older) else None
+    [scheduled] = wait_for(scheduled_and_pruned, 150, interval=0.5,
+                           what="a scheduled backup, and the older chains let go")
+    assert scheduled.name.startswith("scheduled full")
+    assert requests.delete(url, headers=headers, timeout=30).status_code == 202
+    assert requests.get(url, headers=headers, timeout=30).status_code == 404

@@ -68,6 +68,11 @@ async def test_an_empty_stream_round_trips():
     sealing = Sealing(key)
     sealed = await collect(sealing.seal(chunks()))
     assert await collect(unseal(chunks(sealed), key, sealing.sha256)) == b""
+    # its one frame is the last: a flag byte that still reads as true but is not 1 is an alteration too
+    altered = bytearray(sealed)
+    altered[len(MAGIC) + 4] = 0xFF
+    with pytest.raises(IntegrityError):
+        await collect(unseal(chunks(bytes(altered)), key, sealing.sha256))
 
 
 async def test_sealed_objects_stream_through_the_store(tmp_path):

@@ -1,0 +1,176 @@
+"""Backup and restore throughput (MB/s of the database's plain backup stream) for a
+~200 MB PostgreSQL and MariaDB database, next to the raw tools measured in the same
+run with the same compression (zstd level 1), into a local directory:
+
+  raw backup    pg_basebackup -Ft -D - | zstd -1      mariadb-backup --stream=xbstream | zstd -1
+  raw restore   zstd -d | tar -x                      zstd -d | mbstream -x; mariadb-backup --prepare
+  Coffer        the agent's backup verb (stream -> zstd -> AES-256-GCM -> local object store, SHA-256)
+                and its restore path (object store -> authenticate -> zstd -d -> SHA-256 -> tool)
+
+The engines run through the agent's own datastore managers (no bus, no services):
+this measures the byte path. Run: .venv/bin/python bench/backup.py [MB]"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agent.backups import mariadb as maria_backups  # noqa: E402
+from agent.backups import postgresql as pg_backups  # noqa: E402
+from agent.datastores.mariadb import users as maria_users  # noqa: E402
+from agent.datastores.postgresql import users as pg_users  # noqa: E402
+from agent.datastores.postgresql.engine_user import ENGINE as PG_USER, bindir  # noqa: E402
+from agent.manager import InstanceConfig, load  # noqa: E402
+from agent.verbs.backup import backup as backup_verb  # noqa: E402
+from plumbing import backupkeys, objectstore  # noqa: E402
+from plumbing.sealedstream import unseal  # noqa: E402
+
+RUNS = 3
+MB = 1024 * 1024
+
+
+def config(home: Path, datastore: str, version: str, port: int) -> InstanceConfig:
+    directory = home / "instances" / datastore
+    directory.mkdir(parents=True)
+    os.chmod(directory, 0o755)
+    return InstanceConfig(instance_id=f"bench-{datastore}", host="bench", address=f"127.8.{random.randint(1, 250)}."
+                          f"{random.randint(2, 250)}", port=port, datastore=datastore, version=version, ram_mb=1024,
+                          vcpus=2, volume_gb=10, kafka_bootstrap="", templates_dir=str(home / "templates"),
+                          directory=directory)
+
+
+def shell(command: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, cwd="/", stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    return time.perf_counter() - started
+
+
+async def load_postgresql(manager, megabytes: int) -> None:
+    rows = megabytes * MB // 170
+    async with await pg_users.connect(str(manager.socket_dir), manager.config.port) as conn:
+        await conn.execute("CREATE TABLE filler AS SELECT g AS id, md5(g::text) || md5(random()::text) "
+                           f"|| repeat('x', 80) AS body FROM generate_series(1, {rows}) g")
+        await conn.execute("CHECKPOINT")
+
+
+def load_mariadb(manager, megabytes: int) -> None:
+    rows = megabytes * MB // 170
+    conn = maria_users.connect(str(manager.paths.socket), manager.admin)
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE filler")
+        cur.execute("USE filler")
+        cur.execute("CREATE TABLE filler.filler ENGINE=InnoDB AS SELECT seq AS id, "
+                    f"CONCAT(MD5(seq), MD5(RAND()), REPEAT('x', 80)) AS body FROM seq_1_to_{rows}")
+    conn.close()
+
+
+async def coffer_backup(manager, n: int) -> tuple[float, int, dict]:
+    key = backupkeys.new_data_key()
+    started = time.perf_counter()
+    out = await backup_verb(manager, {"backup_id": f"b{n}", "container": "bench", "object": f"{n}"},
+                            {"data_key": base64.b64encode(key).decode()})
+    return time.perf_counter() - started, out["plain_bytes"], {"key": key, **out}
+
+
+async def coffer_restore(manager, module, n: int, made: dict, scratch: Path) -> float:
+    store = objectstore.from_environment()
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(mode=0o700)
+    started = time.perf_counter()
+    plain = unseal(store.get("bench", f"{n}"), made["key"], made["sha256"])
+    await module.restore(manager, [(made["meta"], plain)], scratch, {})
+    return time.perf_counter() - started
+
+
+def summary(name: str, plain_bytes: int, raw: list[float], coffer: list[float]) -> str:
+    raw_mbs, coffer_mbs = plain_bytes / MB / statistics.median(raw), plain_bytes / MB / statistics.median(coffer)
+    return (f"{name:<22} raw {raw_mbs:7.1f} MB/s   Coffer {coffer_mbs:7.1f} MB/s   ratio {coffer_mbs / raw_mbs:.2f}"
+            f"   (medians of {len(raw)}; {plain_bytes / MB:.0f} MB stream)")
+
+
+async def bench_postgresql(home: Path, megabytes: int) -> list[str]:
+    version = sorted(p.name for p in Path("/usr/lib/postgresql").iterdir())[-1]
+    manager = load(config(home, "postgresql", version, 5432))
+    await manager.bootstrap()
+    try:
+        await load_postgresql(manager, megabytes)
+        raw_dir = home / "raw-pg"
+        raw_dir.mkdir()
+        shutil.chown(raw_dir, "postgres", "postgres")
+        basebackup = " ".join(PG_USER.argv([str(bindir(version) / "pg_basebackup"), "-h", str(manager.socket_dir),
+                                            "-p", "5432", "-U", "postgres", "-w", "-D", "-", "-F", "tar", "-X",
+                                            "fetch", "--checkpoint=fast", "--no-manifest"]))
+        raw_b, raw_r, cof_b, cof_r = [], [], [], []
+        plain = 0
+        for n in range(RUNS):
+            raw_b.append(shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"))
+            target = raw_dir / "restored"
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(mode=0o700)
+            shutil.chown(target, "postgres", "postgres")
+            untar = " ".join(PG_USER.argv(["tar", "-x", "-f", "-", "-C", str(target)]))
+            raw_r.append(shell(f"zstd -d -q -c {raw_dir}/base.tar.zst | {untar}"))
+            seconds, plain, made = await coffer_backup(manager, n)
+            cof_b.append(seconds)
+            cof_r.append(await coffer_restore(manager, pg_backups, n, made, home / "scratch-pg"))
+        return [summary("PostgreSQL backup", plain, raw_b, cof_b), summary("PostgreSQL restore", plain, raw_r, cof_r)]
+    finally:
+        await manager.stop()
+
+
+async def bench_mariadb(home: Path, megabytes: int) -> list[str]:
+    out = subprocess.run(["/usr/sbin/mariadbd", "--version"], capture_output=True, text=True).stdout
+    version = out.split("Ver ")[1].split("-")[0].rsplit(".", 1)[0]
+    manager = load(config(home, "mariadb", version, 3306))
+    await manager.bootstrap()
+    try:
+        await asyncio.to_thread(load_mariadb, manager, megabytes)
+        raw_dir = home / "raw-maria"
+        raw_dir.mkdir()
+        work = raw_dir / "work"
+        tool = (f"mariadb-backup --defaults-file={manager.paths.options} --backup --stream=xbstream "
+                f"--user={manager.admin} --socket={manager.paths.socket} --target-dir={work}")
+        raw_b, raw_r, cof_b, cof_r = [], [], [], []
+        plain = 0
+        for n in range(RUNS):
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            raw_b.append(shell(f"{tool} | zstd -1 -q -f -o {raw_dir}/full.xb.zst"))
+            target = raw_dir / "restored"
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            raw_r.append(shell(f"zstd -d -q -c {raw_dir}/full.xb.zst | mbstream -x -C {target} && "
+                               f"mariadb-backup --prepare --target-dir={target}"))
+            seconds, plain, made = await coffer_backup(manager, n)
+            cof_b.append(seconds)
+            cof_r.append(await coffer_restore(manager, maria_backups, n, made, home / "scratch-maria"))
+        return [summary("MariaDB backup", plain, raw_b, cof_b), summary("MariaDB restore", plain, raw_r, cof_r)]
+    finally:
+        await manager.stop()
+
+
+async def main(megabytes: int) -> None:
+    home = Path(tempfile.mkdtemp(prefix="coffer-bench-backup-", dir="/tmp"))
+    os.chmod(home, 0o755)
+    os.environ.update(COFFER_HOME=str(home), COFFER_OBJECT_STORE="local", COFFER_OBJECT_STORE_DIR=str(home / "objects"))
+    try:
+        lines = await bench_postgresql(home, megabytes) + await bench_mariadb(home, megabytes)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"\nbackup and restore throughput, ~{megabytes} MB databases, zstd level 1, encryption on (Coffer):")
+    for line in lines:
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
