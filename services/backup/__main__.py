@@ -18,6 +18,7 @@ async def main() -> None:
         "coffer.instance.active.v1": handlers.instance_event,
         "coffer.instance.deleted.v1": handlers.instance_event,
         "coffer.instance.failed.v1": handlers.instance_event,
+        "coffer.instance.replication_changed.v1": handlers.replication_changed,
         "coffer.agent.registered.v1": handlers.agent_registered,
         "coffer.agent.command_result.v1": handlers.command_result,
         "coffer.backup.requested.v1": handlers.requested,

@@ -20,7 +20,7 @@ from plumbing.logs import log
 from plumbing.objectstore import ObjectNotFound, ObjectStore
 from plumbing.outbox import Store, UnitOfWork
 
-from .tables import agent_keys, archives, backupable, backups, restores
+from .tables import agent_keys, archives, backupable, backups, epochs, restores
 
 SOURCE = "backup"
 logger = logging.getLogger("backup")
@@ -77,10 +77,27 @@ class BackupHandlers:
 
         async def apply(uow):
             await uow.conn.execute(delete(backupable).where(backupable.c.instance_id == iid))
+            if event.type == "coffer.instance.deleted.v1":
+                await uow.conn.execute(delete(epochs).where(epochs.c.instance_id == iid))
             if event.type == "coffer.instance.active.v1":
                 await uow.conn.execute(backupable.insert().values(
                     instance_id=iid, project_id=event.project, address=event.data["address"]))
         await self.store.handled_once(event, apply)
+
+    async def replication_changed(self, event: Event) -> None:
+        iid, epoch = event.data["instance_id"], event.data["epoch"]
+
+        async def apply(uow):
+            known = await self._epoch(uow, iid)
+            if epoch > known:
+                await uow.conn.execute(delete(epochs).where(epochs.c.instance_id == iid))
+                await uow.conn.execute(epochs.insert().values(instance_id=iid, epoch=epoch))
+        await self.store.handled_once(event, apply)
+
+    @staticmethod
+    async def _epoch(uow, instance_id: str) -> int:
+        known = (await uow.conn.execute(select(epochs.c.epoch).where(epochs.c.instance_id == instance_id))).scalar()
+        return known or 1
 
     async def agent_registered(self, event: Event) -> None:
         d = event.data
@@ -125,7 +142,8 @@ class BackupHandlers:
                 arguments["archive"] = {"container": archive.container, "prefix": archive.prefix}
                 secrets["archive_key"] = self._archive_key(archive)
             await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.command.v1", {
-                "instance_id": row.instance_id, "command_id": backup_id + COMMAND_SUFFIX, "epoch": 1,
+                "instance_id": row.instance_id, "command_id": backup_id + COMMAND_SUFFIX,
+                "epoch": await self._epoch(uow, row.instance_id),
                 "command": "backup", "arguments": json.dumps(arguments), "sealed": sealing.seal(key, secrets)},
                 subject=row.instance_id, source=SOURCE))
         await self.store.handled_once(event, apply)

@@ -14,6 +14,14 @@ backupable = Table(
     Column("address", String(64), nullable=False),
 )
 
+# Each instance's fencing epoch (from replication_changed events): the backup command
+# carries it, since an agent refuses a command older than the newest epoch it has seen.
+epochs = Table(
+    "instance_epochs", metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+)
+
 # Each instance's agent key (from its registration): data keys travel sealed to it.
 agent_keys = Table(
     "agent_keys", metadata,

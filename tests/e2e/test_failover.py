@@ -85,6 +85,13 @@ def test_planned_promote_then_automatic_failover(stack):
     assert postmasters(stack.home / "instances" / second.id) == []  # powered off: it takes no write again
     new = client.instances.get(first.id)
     assert not getattr(new, "replica_of", None) and new.hostname == second.hostname
+    # the new primary's agent has seen the raised epoch: a backup of it still works
+    wait_for(lambda: client.instances.get(first.id).status == "ACTIVE", 30, what="the new primary ACTIVE")
+    backup = client.backups.create("after-failover", first.id)
+    done = wait_for(lambda: (lambda b: b if b.status in ("COMPLETED", "FAILED") else None)(
+        client.backups.get(backup.id)), 120, what="the backup of the new primary")
+    assert done.status == "COMPLETED", getattr(done, "fail_reason", "")
+    client.backups.delete(backup.id)
     delete_all(client, fenced, new)
 
 
