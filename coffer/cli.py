@@ -249,7 +249,7 @@ def main(argv=None) -> int:
     p_backup_sched.add_argument("--incremental", help="cron for incremental backups")
     p_backup_sched.add_argument("--keep-last", type=int, help="keep the newest N chains")
     p_backup_sched.add_argument("--keep-days", type=int, help="keep every chain with a backup newer than D days")
-    p_backup_sched.set_defaults(func=backup_backup_schedule)
+    p_backup_sched.set_defaults(func=backup_schedule)
 
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is backup_schedule and args.action == "set" and not args.full:

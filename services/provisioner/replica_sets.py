@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from plumbing import sealing
 from plumbing import topics as T

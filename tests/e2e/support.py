@@ -51,6 +51,15 @@ def wait_active(client, instance_id: str, timeout: float = 60):
     return wait_for(ready, timeout, what=f"{instance_id} ACTIVE/HEALTHY")
 
 
+def wait_status(client, instance_id: str, status: str, timeout: float = 60):
+    """The instance once it shows `status`; an ERROR on the way fails with its fault."""
+    def reached():
+        inst = client.instances.get(instance_id)
+        assert inst.status != "ERROR", getattr(inst, "fault", None)
+        return inst if inst.status == status else None
+    return wait_for(reached, timeout, what=f"{instance_id} {status}")
+
+
 def wait_gone(client, instance_id: str, timeout: float = 30):
     def gone():
         try:

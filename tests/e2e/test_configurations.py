@@ -21,7 +21,7 @@ from troveclient import exceptions as trove_exc
 
 from tests.conftest import HUGE_FLAVOR, trove, wait_for
 from tests.e2e.support import (agent_processes, installed_pg_version, postmasters, redis_admin, wait_active,
-                               wait_gone)
+                               wait_gone, wait_status)
 
 pytestmark = pytest.mark.e2e
 
@@ -201,14 +201,6 @@ def inst(request, stack):
     yield Running(engine, created.id, active.ip[0], version, stack.home / "instances" / created.id)
     client.instances.delete(created.id)
     wait_gone(client, created.id)
-
-
-def wait_status(client, instance_id: str, status: str, timeout: float = 60):
-    def reached():
-        shown = client.instances.get(instance_id)
-        assert shown.status != "ERROR", getattr(shown, "fault", None)
-        return shown if shown.status == status else None
-    return wait_for(reached, timeout, what=f"{instance_id} {status}")
 
 
 def effective_configuration(client, instance_id: str) -> dict:

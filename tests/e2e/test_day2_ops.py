@@ -24,7 +24,7 @@ from coffer.cli import _create_token
 from plumbing import topics as T
 from plumbing.bus import decode_record
 from tests.conftest import trove, wait_for
-from tests.e2e.support import installed_pg_version, wait_active, wait_gone
+from tests.e2e.support import installed_pg_version, wait_active, wait_gone, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -91,14 +91,6 @@ def refuses_connections(address: str, port: int) -> bool:
 
 def action(client, instance_id: str, body: dict) -> None:
     client.instances._action(instance_id, body)
-
-
-def wait_status(client, instance_id: str, status: str, timeout: float = 60):
-    def reached():
-        inst = client.instances.get(instance_id)
-        assert inst.status != "ERROR", getattr(inst, "fault", None)
-        return inst if inst.status == status else None
-    return wait_for(reached, timeout, what=f"{instance_id} {status}")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
