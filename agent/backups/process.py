@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -59,6 +60,18 @@ async def file_chunks(path: Path) -> AsyncIterator[bytes]:
         f.close()
 
 
+PIPE_BYTES = 1024 * 1024
+
+
+def _widen(stream: asyncio.StreamWriter) -> None:
+    """A 1 MiB pipe instead of 64 KiB: a frame then crosses in a few writes, not one
+    event-loop round per 64 KiB (worth a third of a restore's throughput)."""
+    try:
+        fcntl.fcntl(stream.transport.get_extra_info("pipe").fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (OSError, ValueError):  # past pipe-max-size unprivileged, or the tool is gone already
+        pass
+
+
 async def feed(argv: list[str], chunks: AsyncIterator[bytes], cwd: str = "/") -> None:
     """Pipe `chunks` into `argv`'s stdin; ToolFailed when it exits non-zero. An
     exception from `chunks` (a frame that fails authentication) kills the tool and
@@ -66,6 +79,7 @@ async def feed(argv: list[str], chunks: AsyncIterator[bytes], cwd: str = "/") ->
     proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
                                                 cwd=cwd)
+    _widen(proc.stdin)
     output = asyncio.create_task(proc.stdout.read())
     try:
         async for chunk in chunks:
