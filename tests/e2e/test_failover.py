@@ -95,8 +95,8 @@ def test_planned_promote_then_automatic_failover(stack):
     delete_all(client, fenced, new)
 
 
-def health_events(stack, instance_id: str) -> list:
-    """The health topic's events about one instance, decoded."""
+def health_events(stack, instance_id: str | None) -> list:
+    """The health topic's events about one instance (None: all of them), decoded."""
     async def read():
         consumer = AIOKafkaConsumer(T.HEALTH_EVENTS, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest",
                                     group_id=None)
@@ -105,7 +105,8 @@ def health_events(stack, instance_id: str) -> list:
         try:
             while batch := await consumer.getmany(timeout_ms=500):
                 for records in batch.values():
-                    found += [decode_record(r) for r in records if r.key == instance_id.encode()]
+                    found += [decode_record(r) for r in records
+                              if instance_id is None or r.key == instance_id.encode()]
         finally:
             await consumer.stop()
         return found
@@ -148,6 +149,28 @@ def test_no_failover_when_it_is_off_an_alert_instead_and_eject_on_request(stack)
                       what="the ejected primary shown fenced")
     assert not getattr(client.instances.get(replica.id), "replica_of", None)
     delete_all(client, fenced, client.instances.get(replica.id))
+
+
+def test_no_healthy_replica_means_no_failover_an_alert_instead(stack):
+    client = trove(stack)
+    primary, replica = make_set(client, "postgresql", installed_pg_version(), databases=[{"name": "appdb"}],
+                                users=APP_USER)
+    replica_dir, primary_dir = stack.home / "instances" / replica.id, stack.home / "instances" / primary.id
+    for pid in agent_processes(replica_dir) + postmasters(replica_dir):
+        os.kill(pid, signal.SIGKILL)  # the replica can no longer say how far it got
+    for pid in postmasters(primary_dir):
+        os.kill(pid, signal.SIGKILL)
+
+    def failed():
+        return [e for e in health_events(stack, None) if e.type == "coffer.failover.failed.v1"
+                and e.data["old_primary_id"] == primary.id] or None
+    [failure] = wait_for(failed, 90, what="the failover ending failed")
+    assert "no healthy replica" in failure.data["message"]
+    # nothing fenced, nothing promoted, and no second try
+    assert agent_processes(primary_dir), "the old primary's agent was fenced"
+    assert client.instances.get(replica.id).replica_of["id"] == primary.id
+    assert len([e for e in health_events(stack, primary.id) if e.type == "coffer.failover.requested.v1"]) == 1
+    delete_all(client, replica, primary)
 
 
 def test_a_silent_primary_agent_means_a_failover_and_its_engine_fenced(stack):
