@@ -11,7 +11,7 @@ from keystoneauth1.identity import v3
 from troveclient import exceptions as trove_exc
 from troveclient.v1 import client as trove_client
 
-from tests.conftest import RUN_ID
+from tests.conftest import RUN_ID, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -86,5 +86,7 @@ def test_the_api_logs_in_again_when_keystone_revokes_its_service_token(keystone,
     answer = requests.get(f"{keystone_api}/v1.0/{keystone.tenant}/instances", headers={"X-Auth-Token": token},
                           timeout=10)
     assert answer.status_code == 200, answer.text
-    # the member's login above, and the API's own new login(s)
-    assert keystone.requests_seen("POST", "/auth/tokens") - logins_before >= 2
+    # the member's login above, and the API's own new login(s); gunicorn writes its
+    # access log after each answer, so the last line may come a moment later
+    wait_for(lambda: keystone.requests_seen("POST", "/auth/tokens") - logins_before >= 2, 10,
+             what="the API's new login in Keystone's access log")
