@@ -17,8 +17,7 @@ from plumbing.envelope import Event
 from plumbing.logs import log
 
 from . import (accounts_view, backups_view, datastores, flavors, groups, naming, operations, policy, quotas,
-               replication,
-               validation, views)
+               replication, validation, views)
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
