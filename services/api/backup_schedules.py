@@ -17,10 +17,10 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import delete, or_, select, update
 
-from plumbing.cron import Cron, CronError
+from plumbing.cron import Cron
 from plumbing.logs import log
 
-from . import policy
+from . import policy, validation
 from .backups import choose_parent, start_backup
 from .faults import Fault, bad_request, not_found
 from .instances import INSTANCE, find as find_instance
@@ -34,17 +34,6 @@ logger = logging.getLogger("api")
 TICK_SECONDS = float(os.environ.get("COFFER_BACKUP_SCHEDULE_TICK_SECONDS", "1"))
 KEYS = {"full", "incremental", "keep_last_chains", "keep_days"}
 MAX_COUNT = 36500  # chains, or days: a hundred years
-
-
-def _cron(value, key: str) -> Cron:
-    if not isinstance(value, str):
-        raise bad_request(f"Validation error: backup_schedule['{key}'] must be a cron expression.")
-    try:
-        cron = Cron.parse(value)
-        cron.next_after(now())  # one that never fires is refused too
-    except (CronError, ValueError) as exc:
-        raise bad_request(f"Validation error: backup_schedule['{key}']: {exc}")
-    return cron
 
 
 def _count(value, key: str) -> int | None:
@@ -100,15 +89,13 @@ class BackupSchedules:
 
     async def put(self, request):
         policy.authorize(request, "backup:create")
-        body = await read_json(request)
-        spec = body.get("backup_schedule") if isinstance(body, dict) else None
-        if not isinstance(spec, dict):
-            raise bad_request("Validation error: the body needs an object 'backup_schedule'.")
+        spec = validation.body_object(await read_json(request), "backup_schedule")
         unknown = sorted(set(spec) - KEYS - {"instance_id", "next_full_at", "next_incremental_at"})
         if unknown:
             raise bad_request(f"Validation error: backup_schedule has unexpected attributes {unknown}.")
-        full = _cron(spec.get("full"), "full")
-        incremental = _cron(spec["incremental"], "incremental") if spec.get("incremental") else None
+        full = validation.cron(spec.get("full"), "backup_schedule['full']")
+        incremental = (validation.cron(spec["incremental"], "backup_schedule['incremental']")
+                       if spec.get("incremental") else None)
         values = dict(full_cron=full.expression, incremental_cron=incremental.expression if incremental else None,
                       keep_last_chains=_count(spec.get("keep_last_chains"), "keep_last_chains"),
                       keep_days=_count(spec.get("keep_days"), "keep_days"),

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from plumbing import topics as T
 from plumbing.envelope import Event
 
-from . import operations, policy, quotas
+from . import operations, policy, quotas, validation
 from .backups_view import RUNNING, find
 from .faults import Fault, bad_request
 from .instances import INSTANCE, find as find_instance
@@ -176,10 +176,7 @@ class Backups:
     # -- create ------------------------------------------------------------
     async def create(self, request):
         policy.authorize(request, "backup:create")
-        body = await read_json(request)
-        spec = body.get("backup") if isinstance(body, dict) else None
-        if not isinstance(spec, dict):
-            raise bad_request("Validation error: the body needs an object 'backup'.")
+        spec = validation.body_object(await read_json(request), "backup")
         unknown = sorted(set(spec) - CREATE_KEYS)
         if unknown:
             raise bad_request(f"Validation error: backup has unexpected attributes {unknown}.")

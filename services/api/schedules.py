@@ -20,10 +20,10 @@ import uuid
 from aiohttp import web
 from sqlalchemy import delete, select, update
 
-from plumbing.cron import Cron, CronError
+from plumbing.cron import Cron
 from plumbing.logs import log
 
-from . import policy, power
+from . import policy, power, validation
 from .faults import Fault, bad_request, not_found
 from .instances import INSTANCE, find
 from .openapi import STR, V, obj, op, param, ref, wrapped
@@ -35,15 +35,6 @@ TICK_SECONDS = float(os.environ.get("COFFER_SCHEDULE_TICK_SECONDS", "1"))
 MAX_PER_INSTANCE = 20
 ACTIONS = {"stop": power.stop, "start": power.start}
 SCHEDULE = param("schedule", "schedule id")
-
-
-def parse_cron(value) -> Cron:
-    if not isinstance(value, str) or not value.strip():
-        raise bad_request("Validation error: schedule['cron'] must be a cron expression, e.g. \"0 0 20 * * 1-5\".")
-    try:
-        return Cron.parse(value)
-    except CronError as exc:
-        raise bad_request(f"Validation error: schedule['cron'] {value!r} is not a valid cron expression: {exc}.")
 
 
 def view(row) -> dict:
@@ -97,16 +88,13 @@ class Schedules:
 
     async def create(self, request):
         policy.authorize(request, "instance:extension:schedule:create")
-        body = await read_json(request)
-        spec = body.get("schedule") if isinstance(body, dict) else None
-        if not isinstance(spec, dict):
-            raise bad_request("Validation error: the body must be {\"schedule\": {\"action\": ..., \"cron\": ...}}.")
+        spec = validation.body_object(await read_json(request), "schedule")
         unknown = sorted(set(spec) - {"action", "cron"})
         if unknown:
             raise bad_request(f"Validation error: schedule has unexpected attributes {unknown}.")
         if spec.get("action") not in ACTIONS:
             raise bad_request(f"Validation error: schedule['action'] must be one of {', '.join(ACTIONS)}.")
-        cron = parse_cron(spec.get("cron"))
+        cron = validation.cron(spec.get("cron"), "schedule['cron']")
         async with self.store.uow() as uow:
             inst = await find(uow.conn, request)
             count = len((await uow.conn.execute(select(instance_schedules.c.id).where(

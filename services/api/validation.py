@@ -1,10 +1,14 @@
-"""Checks of an instance create body (reference §4.4); each raises a 400 naming the problem."""
+"""Checks of request bodies (an instance create's, reference §4.4, and the values
+other routes share); each raises a 400 naming the problem."""
 from __future__ import annotations
 
 import re
 
+from plumbing.cron import Cron, CronError
+
 from .faults import bad_request
 from .naming import NamingRules
+from .rest import now
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]*$")
 # a MySQL account's host: a name, an address, a netmask, with % and _ wildcards
@@ -16,6 +20,18 @@ def body_object(body, key: str) -> dict:
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
         raise bad_request(f"Validation error: the request body needs an object '{key}'.")
     return body[key]
+
+
+def cron(value, field: str) -> Cron:
+    """A cron expression (UTC) that fires at some time; `field` names it in the 400."""
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request(f"Validation error: {field} must be a cron expression, e.g. \"0 0 20 * * 1-5\".")
+    try:
+        parsed = Cron.parse(value)
+        parsed.next_after(now())  # one that never fires is refused too
+    except (CronError, ValueError) as exc:
+        raise bad_request(f"Validation error: {field} {value!r} is not a valid cron expression: {exc}.")
+    return parsed
 
 
 def instance_name(value) -> str:
