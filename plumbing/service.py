@@ -47,6 +47,20 @@ class ServiceRuntime:
         for loop in self.loops:
             await loop.start()
 
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """A periodic task for `serve`: `job` every `seconds`. A failed round is logged
+        and the next one tries again: a database hiccup never stops the service."""
+        async def periodic() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await job()
+                except Exception as exc:  # noqa: BLE001 - logged; the next round retries
+                    log(self.logger, logging.WARNING, "periodic task failed", task=periodic.__name__,
+                        error=repr(exc))
+        periodic.__name__ = getattr(job, "__name__", "periodic")
+        return periodic
+
     async def serve(self, *extra: Callable[[], Awaitable[None]]) -> None:
         """Run consumers, relay and extra coroutines until a signal arrives."""
         stop = asyncio.Event()

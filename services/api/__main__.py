@@ -1,12 +1,10 @@
 """Entry point: python -m services.api"""
 import asyncio
-import logging
 import os
 
 from aiohttp import web
 
 from plumbing import topics as T
-from plumbing.logs import log
 from plumbing.service import ServiceRuntime
 
 from . import backup_schedules, backups_view, operations, schedules
@@ -38,24 +36,19 @@ async def main() -> None:
                        int(os.environ.get("COFFER_API_PORT", "8779")))
     await site.start()
     async def expire_unanswered_operations():
-        while True:
-            await asyncio.sleep(EXPIRY_TICK_SECONDS)
-            await operations.expire_unanswered(rt.store)
-            await backups_view.expire_unanswered(rt.store, operations.OUTCOME_TIMEOUT_SECONDS)
-
-    async def fire_backup_schedules():
-        while True:
-            await asyncio.sleep(backup_schedules.TICK_SECONDS)
-            try:
-                await backup_schedules.fire_due(rt.store)
-            except Exception as exc:  # the next tick tries again; the API keeps serving
-                log(rt.logger, logging.WARNING, "backup schedules not fired", error=repr(exc))
+        await operations.expire_unanswered(rt.store)
+        await backups_view.expire_unanswered(rt.store, operations.OUTCOME_TIMEOUT_SECONDS)
 
     async def fire_schedules():
-        await schedules.run(rt.store)
+        await schedules.fire_due(rt.store)
+
+    async def fire_backup_schedules():
+        await backup_schedules.fire_due(rt.store)
 
     try:
-        await rt.serve(expire_unanswered_operations, fire_schedules, fire_backup_schedules)
+        await rt.serve(rt.every(EXPIRY_TICK_SECONDS, expire_unanswered_operations),
+                       rt.every(schedules.TICK_SECONDS, fire_schedules),
+                       rt.every(backup_schedules.TICK_SECONDS, fire_backup_schedules))
     finally:
         await runner.cleanup()
 

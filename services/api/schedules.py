@@ -11,7 +11,6 @@ half-done. Each firing is claimed by moving the schedule's next run with an
 optimistic guard, so several API processes fire it once."""
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -172,13 +171,3 @@ async def fire(store, row) -> None:
     async with store.uow() as uow:
         await uow.conn.execute(update(instance_schedules).where(instance_schedules.c.id == row.id).values(
             last_result=result))
-
-
-async def run(store) -> None:
-    """The API's schedule loop."""
-    while True:
-        try:
-            await fire_due(store)
-        except Exception as exc:  # a database hiccup: the due schedules wait for the next tick
-            log(logger, logging.ERROR, "schedules not fired", error=repr(exc))
-        await asyncio.sleep(TICK_SECONDS)

@@ -31,12 +31,7 @@ async def main() -> None:
 
     rt.consume("coffer-backup", [T.INSTANCE_EVENTS, T.AGENT_EVENTS, T.BACKUP_REQUESTS], handle, set(routes))
 
-    async def expire_late_backups():
-        while True:
-            await asyncio.sleep(EXPIRY_TICK_SECONDS)
-            await handlers.expire()
-
-    await rt.serve(expire_late_backups)
+    await rt.serve(rt.every(EXPIRY_TICK_SECONDS, handlers.expire))
 
 
 if __name__ == "__main__":

@@ -58,12 +58,7 @@ async def main() -> None:
                 {"datastore": offer.datastore, "version": offer.version,
                  "version_number": offer.version_number, "driver": driver.name, "manager": offer.manager}))
 
-    async def deadlines():
-        while True:
-            await asyncio.sleep(DEADLINE_TICK_SECONDS)
-            await prov.expire_deadlines()
-
-    await rt.serve(deadlines)
+    await rt.serve(rt.every(DEADLINE_TICK_SECONDS, prov.expire_deadlines))
 
 
 if __name__ == "__main__":
