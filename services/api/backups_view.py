@@ -10,7 +10,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 
 from . import operations, policy, retention
-from .faults import Fault, bad_request, not_found
+from .faults import Fault, bad_request
 from .rest import now
 from .tables import backup_schedules, backups, instances
 
@@ -19,14 +19,7 @@ ENDED = ("COMPLETED", "FAILED")
 
 
 async def find(conn, request, backup_id: str | None = None):
-    backup_id = backup_id or request.match_info["backup"]
-    query_ = select(backups).where(backups.c.id == backup_id)
-    if not policy.is_admin(request):
-        query_ = query_.where(backups.c.project_id == request["project"])
-    row = (await conn.execute(query_)).first()
-    if row is None:
-        raise not_found(f"Backup {backup_id} could not be found.")
-    return row
+    return await policy.visible_row(conn, request, backups, backup_id or request.match_info["backup"], "Backup")
 
 
 async def restore_source(conn, request, restore_point):

@@ -18,7 +18,7 @@ from plumbing.logs import log
 
 from . import (accounts_view, backups_view, datastores, flavors, groups, naming, operations, policy, quotas,
                replication, validation, views)
-from .faults import Fault, bad_request, not_found
+from .faults import Fault, bad_request
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
 from .tables import instances, operations as operations_table, pending_credentials
@@ -37,14 +37,8 @@ PATCH_KEYS = {"name", "configuration", "replica_of", "slave_of", "datastore_vers
 async def find(conn, request, instance_id: str | None = None):
     """The caller's instance named in the path; 404 for any other project's, except
     to an admin, who reaches any project's instance by id (as in Trove)."""
-    instance_id = instance_id or request.match_info["instance"]
-    query = select(instances).where(instances.c.id == instance_id)
-    if not policy.is_admin(request):
-        query = query.where(instances.c.project_id == request["project"])
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise not_found(f"Instance {instance_id} could not be found.")
-    return row
+    return await policy.visible_row(conn, request, instances, instance_id or request.match_info["instance"],
+                                    "Instance")
 
 
 class Instances:

@@ -14,8 +14,9 @@ import json
 import os
 
 from aiohttp import web
+from sqlalchemy import Table, select
 
-from .faults import Fault
+from .faults import Fault, not_found
 
 READ = frozenset({"admin", "member", "reader"})
 WRITE = frozenset({"admin", "member"})
@@ -85,6 +86,18 @@ def allowed(roles, rule: str) -> bool:
 
 def is_admin(request: web.Request) -> bool:
     return allowed(request["identity"].roles, "context_is_admin")
+
+
+async def visible_row(conn, request: web.Request, table: Table, row_id: str, noun: str):
+    """The row `row_id` of `table` if the caller may see it: its own project's, or any
+    project's to an admin, who reaches resources by id (as in Trove); 404 otherwise."""
+    query = select(table).where(table.c.id == row_id)
+    if not is_admin(request):
+        query = query.where(table.c.project_id == request["project"])
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise not_found(f"{noun} {row_id} could not be found.")
+    return row
 
 
 def authorize(request: web.Request, rule: str) -> None:

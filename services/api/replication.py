@@ -14,7 +14,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 
 from . import flavors, operations, policy, quotas, views
-from .faults import Fault, bad_request, not_found
+from .faults import Fault, bad_request
 from .rest import base_url, now
 from .tables import instances
 
@@ -42,12 +42,7 @@ async def create_replicas(request, store, spec: dict, name: str) -> web.Response
         if spec.get(key):
             raise bad_request(f"Replicas cannot be created with '{key}': they copy their primary.")
     async with store.uow() as uow:
-        query = select(instances).where(instances.c.id == primary_id)
-        if not policy.is_admin(request):
-            query = query.where(instances.c.project_id == request["project"])
-        primary = (await uow.conn.execute(query)).first()
-        if primary is None:
-            raise not_found(f"Instance {primary_id} could not be found.")
+        primary = await policy.visible_row(uow.conn, request, instances, primary_id, "Instance")
         if primary.replica_of_id:
             raise Fault(401, f"Instance {primary_id} is a replica; replicas cannot be made of a replica.")
         if primary.datastore not in REPLICATING_DATASTORES:
