@@ -15,7 +15,7 @@ from plumbing.outbox import Store
 from services.api import ratelimit
 from services.api.auth import create_token
 from services.api.http import build_app
-from services.api.tables import metadata
+from services.api.tables import instances, metadata, operations
 
 
 @dataclass
@@ -48,3 +48,18 @@ def inprocess_api(tmp_path):
             await server.close()
             await engine.dispose()
     return serve
+
+
+@pytest.fixture
+async def api_store(service_databases, tmp_path):
+    """The API's tables alone (no application), on the run's PostgreSQL or SQLite,
+    without instances or operations left by an earlier test."""
+    url = (service_databases.format(service="plumbing") if service_databases
+           else f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
+    engine = make_engine(url)
+    await create_schema(engine, metadata)
+    async with engine.begin() as conn:
+        await conn.execute(operations.delete())
+        await conn.execute(instances.delete())
+    yield Store(engine, metadata, source="api")
+    await engine.dispose()

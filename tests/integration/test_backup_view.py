@@ -6,25 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
-from plumbing.db import create_schema, make_engine
 from plumbing.envelope import Event
-from plumbing.outbox import Store
 from services.api import backups_view
 from services.api.rest import now
-from services.api.tables import backups, instances, metadata
-
-
-@pytest.fixture
-async def api_store(service_databases, tmp_path):
-    url = (service_databases.format(service="plumbing") if service_databases
-           else f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
-    engine = make_engine(url)
-    await create_schema(engine, metadata)
-    yield Store(engine, metadata, source="api")
-    await engine.dispose()
+from services.api.tables import backups, instances
 
 
 async def backing_up(store, age: timedelta) -> tuple[str, str]:

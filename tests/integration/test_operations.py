@@ -6,28 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
-from plumbing.db import create_schema, make_engine
 from plumbing.envelope import Event
-from plumbing.outbox import Store
 from services.api import operations
 from services.api.rest import now
-from services.api.tables import instances, metadata, operations as operations_table
-
-
-@pytest.fixture
-async def api_store(service_databases, tmp_path):
-    url = (service_databases.format(service="plumbing") if service_databases
-           else f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
-    engine = make_engine(url)
-    await create_schema(engine, metadata)
-    async with engine.begin() as conn:
-        await conn.execute(operations_table.delete())
-        await conn.execute(instances.delete())
-    yield Store(engine, metadata, source="api")
-    await engine.dispose()
+from services.api.tables import instances, operations as operations_table
 
 
 async def add(store, instance_id: str, status: str, task, action: str, exclusive: bool, age: timedelta,
