@@ -173,8 +173,9 @@ async def watch_heartbeats(stream):
 
 async def _threshold_alerts(iid: str, project: str, heartbeat: dict) -> None:
     """Each alert once per crossing of its threshold."""
-    raised = {category for category, _ in health.threshold_alerts(heartbeat, LAG_ALERT_SECONDS, DISK_ALERT_SHARE)}
-    for category, message in health.threshold_alerts(heartbeat, LAG_ALERT_SECONDS, DISK_ALERT_SHARE):
+    alerts = health.threshold_alerts(heartbeat, LAG_ALERT_SECONDS, DISK_ALERT_SHARE)
+    raised = {category for category, _ in alerts}
+    for category, message in alerts:
         if (iid, category) not in alerted:
             alerted.add((iid, category))
             await alert(iid, project, category, message)
