@@ -1,12 +1,16 @@
 """Helpers the end-to-end tests share: waiting on instances, finding their processes."""
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
 
 import redis
+from aiokafka import AIOKafkaConsumer
 from troveclient import exceptions as trove_exc
+
+from plumbing.bus import decode_record
 
 from tests.conftest import wait_for
 
@@ -109,3 +113,23 @@ def redis_admin(instance_dir: Path, address: str, **options) -> redis.Redis:
     password = (instance_dir / "admin.password").read_text().strip()
     return redis.Redis(host=address, port=6379, username="coffer.admin", password=password,
                        socket_timeout=5, **options)
+
+
+async def topic_records(bootstrap: str, *topics: str) -> list:
+    """Every record on `topics` so far, from the start, until a second passes with none."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    records = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            for rs in batch.values():
+                records += rs
+    finally:
+        await consumer.stop()
+    return records
+
+
+def topic_events(bootstrap: str, topic: str, key: str | None = None) -> list:
+    """The events on `topic` so far (only those keyed `key`, when given), decoded."""
+    records = asyncio.run(topic_records(bootstrap, topic))
+    return [decode_record(r) for r in records if key is None or r.key == key.encode()]

@@ -4,7 +4,6 @@ local object store; the backup service records them and says so on
 coffer.backup.events."""
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import sys
@@ -17,13 +16,11 @@ import pymysql
 import pytest
 import redis
 import requests
-from aiokafka import AIOKafkaConsumer
 from troveclient import exceptions as trove_exc
 
 from plumbing import topics as T
-from plumbing.bus import decode_record
 from tests.conftest import trove, wait_for
-from tests.e2e.support import installed_pg_version, wait_active, wait_gone
+from tests.e2e.support import installed_pg_version, topic_events, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -112,20 +109,6 @@ def object_path(stack, backup) -> Path:
     return stack.home / "objects" / path
 
 
-async def backup_events(bootstrap: str) -> list:
-    consumer = AIOKafkaConsumer(T.BACKUP_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None)
-    await consumer.start()
-    events = []
-    try:
-        while batch := await consumer.getmany(timeout_ms=1000):
-            for records in batch.values():
-                events += [decode_record(r) for r in records]
-    finally:
-        await consumer.stop()
-    return events
-
-
 def test_a_postgresql_full_backup_is_stored_encrypted_and_announced(stack, client, instances):
     iid, address = instances["postgresql"]
     pg_write(address, ["CREATE TABLE notes (id int PRIMARY KEY, body text)",
@@ -150,7 +133,7 @@ def test_a_postgresql_full_backup_is_stored_encrypted_and_announced(stack, clien
     assert done.id in [b.id for b in client.backups.list()]
     assert [b.id for b in client.instances.backups(iid)] == [done.id]
 
-    events = [e for e in asyncio.run(backup_events(stack.bootstrap)) if e.subject == done.id]
+    events = [e for e in topic_events(stack.bootstrap, T.BACKUP_EVENTS) if e.subject == done.id]
     assert [e.data["status"] for e in events] == ["NEW", "BUILDING", "COMPLETED"]
     completed = events[-1].data
     assert completed["size_bytes"] == len(data) and len(completed["checksum"]) == 64

@@ -7,29 +7,13 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from plumbing import topics as T
 from plumbing.codec import registry
 from tests.conftest import trove
-from tests.e2e.support import installed_pg_version, wait_active, wait_gone
+from tests.e2e.support import installed_pg_version, topic_records, wait_active, wait_gone
 
 pytestmark = pytest.mark.e2e
-
-
-async def all_records(bootstrap: str) -> list:
-    consumer = AIOKafkaConsumer(*T.ALL, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    records = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1000)
-            if not batch:
-                return records
-            for rs in batch.values():
-                records += rs
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +26,7 @@ def created(stack):
     wait_active(client, inst.id)
     instance_dir = stack.home / "instances" / inst.id
     logs = {p: p.read_bytes() for p in list((stack.home / "logs").glob("*.log")) + list(instance_dir.glob("*.log"))}
-    records = asyncio.run(all_records(stack.bootstrap))
+    records = asyncio.run(topic_records(stack.bootstrap, *T.ALL))
     yield inst.id, password, records, logs
     client.instances.delete(inst.id)
     wait_gone(client, inst.id)

@@ -4,18 +4,15 @@ the monitor fail over on its own: the old primary is fenced (powered off, out of
 the set), and writes through the set's stable endpoint reach the new primary."""
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from plumbing import topics as T
-from plumbing.bus import decode_record
 from tests.conftest import trove, wait_for
-from tests.e2e.support import agent_processes, installed_pg_version, postmasters
+from tests.e2e.support import agent_processes, installed_pg_version, postmasters, topic_events
 from tests.e2e.test_replication import APP_USER, PASSWORD, delete_all, make_set
 
 pytestmark = pytest.mark.e2e
@@ -97,20 +94,7 @@ def test_planned_promote_then_automatic_failover(stack):
 
 def health_events(stack, instance_id: str | None) -> list:
     """The health topic's events about one instance (None: all of them), decoded."""
-    async def read():
-        consumer = AIOKafkaConsumer(T.HEALTH_EVENTS, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest",
-                                    group_id=None)
-        await consumer.start()
-        found = []
-        try:
-            while batch := await consumer.getmany(timeout_ms=500):
-                for records in batch.values():
-                    found += [decode_record(r) for r in records
-                              if instance_id is None or r.key == instance_id.encode()]
-        finally:
-            await consumer.stop()
-        return found
-    return asyncio.run(read())
+    return topic_events(stack.bootstrap, T.HEALTH_EVENTS, instance_id)
 
 
 def test_no_failover_when_it_is_off_an_alert_instead_and_eject_on_request(stack):
