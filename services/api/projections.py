@@ -133,8 +133,9 @@ class Projections:
         if not (await uow.conn.execute(select(datastores.c.id).where(datastores.c.id == ds_id))).first():
             await uow.conn.execute(datastores.insert().values(id=ds_id, name=d["datastore"]))
         if (await uow.conn.execute(select(datastore_versions.c.id).where(datastore_versions.c.id == ver_id))).first():
+            # also a version an administrator registered first: a driver runs it now
             await uow.conn.execute(update(datastore_versions).where(datastore_versions.c.id == ver_id)
-                                   .values(version=d["version_number"], manager=d["manager"]))
+                                   .values(version=d["version_number"], manager=d["manager"], offered=True))
         else:
             await uow.conn.execute(datastore_versions.insert().values(
                 id=ver_id, datastore_id=ds_id, name=d["version"], version=d["version_number"], manager=d["manager"]))
