@@ -14,7 +14,7 @@ import requests
 from troveclient import exceptions as trove_errors
 from troveclient.v1 import management
 
-from tests.conftest import trove
+from tests.conftest import trove, wait_for
 from tests.e2e.support import installed_pg_version, wait_active, wait_gone
 from tests.e2e.test_trove_clients import builtin_mode
 
@@ -193,3 +193,23 @@ def test_parameters_an_admin_adds_feed_configuration_groups_and_a_used_version_s
             project.member.configurations.delete(group.id)
         assert project.call("DELETE", f"/mgmt/datastore-versions/{version_id}").status_code == 202
     assert name not in versions_of(project.admin)
+
+
+def test_the_mysql_extension_takes_trove_s_json_format_suffix(project, instance):
+    base = f"/instances/{instance.id}"
+
+    def listed(collection: str) -> list:
+        return project.call("GET", f"{base}/{collection}", role="member").json()[collection]
+    assert project.call("POST", f"{base}/databases.json", {"databases": [{"name": "suffixed"}]},
+                        role="member").status_code == 202
+    wait_for(lambda: {"name": "suffixed"} in listed("databases"), 60, what="the database created")
+    assert project.call("GET", f"{base}/databases.json", role="member").json() == {"databases": listed("databases")}
+    assert project.call("POST", f"{base}/users.json", {"users": [{"name": "sufuser", "password": "S3cret-pass"}]},
+                        role="member").status_code == 202
+    wait_for(lambda: any(u["name"] == "sufuser" for u in listed("users")), 60, what="the user created")
+    # a trailing name takes the suffix too: sufuser.json is the user sufuser
+    assert project.call("GET", f"{base}/users/sufuser.json", role="member").json()["user"]["name"] == "sufuser"
+    assert project.call("GET", f"{base}/users.json", role="member").json() == {"users": listed("users")}
+    assert project.call("GET", f"{base}/root.json", role="member").json() == {"rootEnabled": False}
+    assert project.call("DELETE", f"{base}/databases/suffixed.json", role="member").status_code == 202
+    wait_for(lambda: {"name": "suffixed"} not in listed("databases"), 60, what="the database dropped")
