@@ -332,6 +332,8 @@ class Accounts:
             operation_id = await operations.start(uow, inst, "enable_root", {}, exclusive=False,
                                                   sealed=operations.seal_for(inst, {"password": password}))
         output = await operations.outcome(self.store, operation_id, "Enabling root", ROOT_WAIT_SECONDS)
+        async with self.store.uow() as uow:
+            await accounts_view.root_enabled_by(uow.conn, inst.id, request["identity"].user)
         name = output.get("user", "root")
         return web.json_response({"user": {"name": name, "password": password}})
 

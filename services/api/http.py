@@ -26,6 +26,7 @@ from .flavors import Flavors
 from .guest_logs import GuestLogs
 from .instances import Instances
 from .mgmt import Mgmt
+from .mgmt_guest import MgmtGuest
 from .mgmt_parameters import MgmtParameters
 from .mgmt_versions import MgmtVersions
 from .power import Power
@@ -125,7 +126,7 @@ def route_groups(store: Store) -> list:
               Configurations(store), Resize(store), Upgrade(store), Backups(store), BackupSchedules(store),
               Replication(store), Power(store), Schedules(store), GuestLogs(store),
               Ssl(store), Clusters(), MgmtVersions(store),
-              MgmtParameters(store)]
+              MgmtParameters(store), MgmtGuest(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

@@ -53,6 +53,8 @@ RULES: dict[str, frozenset[str]] = {
     "cluster:delete": WRITE,
     # the mgmt extension (Trove answers 401 to a non-admin there)
     "mgmt:instance:index": ADMIN, "mgmt:instance:show": ADMIN, "mgmt:instance:action": ADMIN,
+    "mgmt:instance:root": ADMIN, "mgmt:instance:hwinfo": ADMIN, "mgmt:instance:diagnostics": ADMIN,
+    "mgmt:instance:rpc_ping": ADMIN, "mgmt:instance:upgrade": ADMIN,
     "mgmt:quota:update": ADMIN, "mgmt:datastore_version:index": ADMIN, "mgmt:datastore_version:show": ADMIN,
     "mgmt:datastore_version:create": ADMIN, "mgmt:datastore_version:edit": ADMIN,
     "mgmt:datastore_version:delete": ADMIN,

@@ -95,7 +95,10 @@ instances = Table(
     Column("hostname", String(255)),  # a replica set's stable endpoint, reaching its current primary
     Column("failover_enabled", Boolean, nullable=False, default=True),
     Column("synchronous", Boolean, nullable=False, default=False),  # its replica set acknowledges on a replica
-    Column("volume_used_bytes", BigInteger),  # from the agent's heartbeats (services/api/volume_use.py)
+    Column("volume_used_bytes", BigInteger),  # from the agent's heartbeats (services/api/agent_telemetry.py)
+    # when the agent was last heard from, and its engine's process figures then (agent_telemetry.py)
+    Column("heartbeat_at", UtcDateTime()),
+    Column("guest_figures", Text),
 )
 
 # Configuration groups: values for the parameters of one datastore version.
@@ -203,6 +206,15 @@ instance_root = Table(
     Column("instance_id", String(36), primary_key=True),
     Column("enabled", Boolean, nullable=False),
     Column("changed_at", UtcDateTime(), nullable=False),
+)
+
+# Who first enabled root on an instance, and when (Trove's root history, the mgmt view:
+# a root login means the tenant may have changed anything).
+root_history = Table(
+    "root_history", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("enabled_at", UtcDateTime(), nullable=False),
 )
 
 # The databases and users of a create request (JSON, no passwords) until the

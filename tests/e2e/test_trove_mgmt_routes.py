@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 from troveclient import exceptions as trove_errors
-from troveclient.v1 import management
+from troveclient.v1 import diagnostics, management
 
 from tests.conftest import trove, wait_for
 from tests.e2e.support import installed_pg_version, wait_active, wait_gone
@@ -213,3 +213,27 @@ def test_the_mysql_extension_takes_trove_s_json_format_suffix(project, instance)
     assert project.call("GET", f"{base}/root.json", role="member").json() == {"rootEnabled": False}
     assert project.call("DELETE", f"{base}/databases/suffixed.json", role="member").status_code == 202
     wait_for(lambda: {"name": "suffixed"} not in listed("databases"), 60, what="the database dropped")
+
+
+def test_mgmt_guest_routes_show_root_history_hardware_diagnostics_and_ping(project, instance):
+    history = project.admin.mgmt_instances.root_enabled_history(instance.id)
+    assert (history.id, history.enabled, history.user) == (instance.id, "Never", "Nobody")
+    project.member.root.create_instance_root(instance.id)
+    history = project.admin.mgmt_instances.root_enabled_history(instance.id)
+    assert history.enabled != "Never" and history.user not in ("Nobody", "")
+    hw = diagnostics.HwInfoInterrogator(project.admin).get(instance.id)
+    assert hw.hwinfo == {"mem_total": 512 * 1024, "num_cpus": 1}  # flavor d1
+    wait_for(lambda: project.call("GET", f"/mgmt/instances/{instance.id}/rpc_ping").status_code == 204, 30,
+             what="the agent's heartbeat")
+    figures = diagnostics.DiagnosticsInterrogator(project.admin).get(instance.id)
+    assert figures.vmRss > 0 and figures.engine_up is True and figures.role == "primary"
+    upgrade = project.call("POST", f"/mgmt/instances/{instance.id}/upgrade", {"upgrade": {}})
+    assert fault(upgrade)[:2] == (501, "notImplemented")
+    for method, route in (("GET", "root"), ("GET", "hwinfo"), ("GET", "diagnostics"), ("GET", "rpc_ping"),
+                          ("POST", "upgrade")):
+        body = {"upgrade": {}} if method == "POST" else None
+        assert fault(project.call(method, f"/mgmt/instances/{instance.id}/{route}", body, role="member"))[:2] == (
+            401, "unauthorized")
+        assert fault(project.call(method, f"/mgmt/instances/{uuid.uuid4()}/{route}", body))[:2] == (
+            404, "itemNotFound")
+
