@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
 
 from plumbing.envelope import Event
 
-from .tables import instances
+from .tables import guest_heartbeats, instances
 
 MIN_CHANGE_BYTES = 1024 ** 2
 FIGURES_EVERY_SECONDS = 10
@@ -32,22 +33,24 @@ class AgentTelemetry:
 
     async def handle_batch(self, events: list[Event]) -> None:
         latest = {e.data["instance_id"]: e.data for e in events if e.type == TYPE}
-        changes: dict[str, dict] = {}
+        uses: dict[str, int] = {}
+        beats: dict[str, dict] = {}
         for iid, beat in latest.items():
             used = beat.get("disk_used_bytes", 0)
             if abs(used - self.written.get(iid, -MIN_CHANGE_BYTES)) >= MIN_CHANGE_BYTES:
-                changes.setdefault(iid, {})["volume_used_bytes"] = used
-            sent_at = beat["sent_at"]
-            if sent_at.timestamp() - self.heard.get(iid, 0) >= FIGURES_EVERY_SECONDS:
-                changes.setdefault(iid, {}).update(heartbeat_at=sent_at, guest_figures=json.dumps(
-                    {k: beat[k] for k in FIGURES if k in beat}))
-        if not changes:
+                uses[iid] = used
+            if beat["sent_at"].timestamp() - self.heard.get(iid, 0) >= FIGURES_EVERY_SECONDS:
+                beats[iid] = {"instance_id": iid, "heartbeat_at": beat["sent_at"],
+                              "figures": json.dumps({k: beat[k] for k in FIGURES if k in beat})}
+        if not uses and not beats:
             return
         async with self.store.uow() as uow:
-            for iid, values in changes.items():
-                await uow.conn.execute(update(instances).where(instances.c.id == iid).values(**values))
-        for iid, values in changes.items():
-            if "volume_used_bytes" in values:
-                self.written[iid] = values["volume_used_bytes"]
-            if "heartbeat_at" in values:
-                self.heard[iid] = values["heartbeat_at"].timestamp()
+            for iid, used in uses.items():
+                await uow.conn.execute(update(instances).where(instances.c.id == iid).values(volume_used_bytes=used))
+            if beats:
+                upsert = insert(guest_heartbeats).values(list(beats.values()))
+                await uow.conn.execute(upsert.on_conflict_do_update(
+                    index_elements=[guest_heartbeats.c.instance_id],
+                    set_={"heartbeat_at": upsert.excluded.heartbeat_at, "figures": upsert.excluded.figures}))
+        self.written.update(uses)
+        self.heard.update({iid: b["heartbeat_at"].timestamp() for iid, b in beats.items()})

@@ -16,7 +16,7 @@ from .faults import Fault, bad_request
 from .instances import INSTANCE, find
 from .openapi import BOOL, INT, STR, V, obj, op, wrapped
 from .rest import now, read_json, reading
-from .tables import root_history
+from .tables import guest_heartbeats, root_history
 from .views import ts
 
 # an agent heartbeats every second and the API writes one every FIGURES_EVERY_SECONDS: three
@@ -52,10 +52,14 @@ class MgmtGuest:
     def __init__(self, store):
         self.store = store
 
-    async def _instance(self, request, rule: str):
+    async def _heartbeat(self, request, rule: str):
+        """The instance and its agent's last recorded heartbeat (None before the first)."""
         policy.authorize(request, rule)
         async with reading(self.store) as conn:
-            return await find(conn, request)
+            inst = await find(conn, request)
+            beat = (await conn.execute(select(guest_heartbeats).where(
+                guest_heartbeats.c.instance_id == inst.id))).first()
+        return inst, beat
 
     async def root(self, request):
         policy.authorize(request, "mgmt:instance:root")
@@ -76,27 +80,29 @@ class MgmtGuest:
         return web.json_response({"hwinfo": {"mem_total": flavor.ram_mb * 1024, "num_cpus": flavor.vcpus}})
 
     async def diagnostics(self, request):
-        inst = await self._instance(request, "mgmt:instance:diagnostics")
-        if inst.heartbeat_at is None:
+        inst, beat = await self._heartbeat(request, "mgmt:instance:diagnostics")
+        if beat is None:
             raise bad_request(f"The guest agent of instance {inst.id} has not reported yet.")
-        figures = json.loads(inst.guest_figures or "{}")
+        figures = json.loads(beat.figures)
         doc = {k: figures[k] for k in ("cpu_seconds", "cpu_percent", "connections", "engine_up", "role")
                if k in figures}
         if "rss_bytes" in figures:
             doc["vmRss"] = figures["rss_bytes"] // 1024
-        return web.json_response({"diagnostics": {**doc, "heartbeat_at": ts(inst.heartbeat_at)}})
+        return web.json_response({"diagnostics": {**doc, "heartbeat_at": ts(beat.heartbeat_at)}})
 
     async def rpc_ping(self, request):
-        inst = await self._instance(request, "mgmt:instance:rpc_ping")
-        if inst.heartbeat_at is None:
+        inst, beat = await self._heartbeat(request, "mgmt:instance:rpc_ping")
+        if beat is None:
             raise bad_request(f"The guest agent of instance {inst.id} has not been heard from.")
-        if now() - inst.heartbeat_at > PING_FRESH:
+        if now() - beat.heartbeat_at > PING_FRESH:
             raise bad_request(f"The guest agent of instance {inst.id} has not been heard from since "
-                              f"{ts(inst.heartbeat_at)}.")
+                              f"{ts(beat.heartbeat_at)}.")
         return web.Response(status=204, content_type="application/json")
 
     async def upgrade(self, request):
-        await self._instance(request, "mgmt:instance:upgrade")
+        policy.authorize(request, "mgmt:instance:upgrade")
+        async with reading(self.store) as conn:
+            await find(conn, request)
         validation.body_object(await read_json(request), "upgrade")
         raise Fault(501, "Upgrading an instance's guest agent is not available: Coffer's agents run the Coffer "
                          "release installed on their host, and are upgraded with it.")

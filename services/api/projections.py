@@ -12,7 +12,7 @@ from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
 from . import accounts_view, backups_view, operations, replication
-from .tables import datastore_versions, datastores, deliveries, instances, pending_credentials
+from .tables import datastore_versions, datastores, deliveries, guest_heartbeats, instances, pending_credentials
 from .rest import now
 from .vault import Vault
 
@@ -87,6 +87,7 @@ class Projections:
         instance_id = event.data["instance_id"]
         await uow.conn.execute(delete(instances).where(instances.c.id == instance_id))
         await uow.conn.execute(delete(pending_credentials).where(pending_credentials.c.instance_id == instance_id))
+        await uow.conn.execute(delete(guest_heartbeats).where(guest_heartbeats.c.instance_id == instance_id))
         await accounts_view.forget(uow.conn, instance_id)
 
     async def health(self, uow, event):

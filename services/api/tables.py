@@ -96,9 +96,16 @@ instances = Table(
     Column("failover_enabled", Boolean, nullable=False, default=True),
     Column("synchronous", Boolean, nullable=False, default=False),  # its replica set acknowledges on a replica
     Column("volume_used_bytes", BigInteger),  # from the agent's heartbeats (services/api/agent_telemetry.py)
-    # when the agent was last heard from, and its engine's process figures then (agent_telemetry.py)
-    Column("heartbeat_at", UtcDateTime()),
-    Column("guest_figures", Text),
+)
+
+# When each instance's agent was last heard from, and its engine's process figures then
+# (agent_telemetry.py): apart from `instances`, so a heartbeat's write does not touch the
+# rows whose changes every API process's cached instance views are forgotten on.
+guest_heartbeats = Table(
+    "guest_heartbeats", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+    Column("figures", Text, nullable=False),
 )
 
 # Configuration groups: values for the parameters of one datastore version.
