@@ -8,7 +8,9 @@ run with the same compression (zstd level 1), into a local directory:
                 and its restore path (object store -> authenticate -> zstd -d -> SHA-256 -> tool)
 
 The engines run through the agent's own datastore managers (no bus, no services):
-this measures the byte path. Run: .venv/bin/python bench/backup.py [MB]"""
+this measures the byte path. Raw and Coffer take turns going first, so that a drift
+of the machine's load (or the page cache's writeback) falls on both alike.
+Run: .venv/bin/python bench/backup.py [MB] [runs]"""
 from __future__ import annotations
 
 import asyncio
@@ -94,11 +96,21 @@ async def coffer_restore(manager, module, n: int, made: dict, scratch: Path) -> 
 
 def summary(name: str, plain_bytes: int, raw: list[float], coffer: list[float]) -> str:
     raw_mbs, coffer_mbs = plain_bytes / MB / statistics.median(raw), plain_bytes / MB / statistics.median(coffer)
+    ratios = [r / c for r, c in zip(raw, coffer)]
     return (f"{name:<22} raw {raw_mbs:7.1f} MB/s   Coffer {coffer_mbs:7.1f} MB/s   ratio {coffer_mbs / raw_mbs:.2f}"
-            f"   (medians of {len(raw)}; {plain_bytes / MB:.0f} MB stream)")
+            f"   (medians of {len(raw)}, runs {min(ratios):.2f}-{max(ratios):.2f}; {plain_bytes / MB:.0f} MB stream)")
 
 
-async def bench_postgresql(home: Path, megabytes: int) -> list[str]:
+async def in_turns(n: int, raw, coffer) -> tuple[float, object]:
+    """(raw(), await coffer()): raw's seconds and what coffer() returned, the raw tool first in even runs."""
+    if n % 2:
+        made = await coffer()
+        return raw(), made
+    seconds = raw()
+    return seconds, await coffer()
+
+
+async def bench_postgresql(home: Path, megabytes: int, runs: int) -> list[str]:
     version = sorted(p.name for p in Path("/usr/lib/postgresql").iterdir())[-1]
     manager = load(config(home, "postgresql", version, 5432))
     await manager.bootstrap()
@@ -112,23 +124,31 @@ async def bench_postgresql(home: Path, megabytes: int) -> list[str]:
                                             "fetch", "--checkpoint=fast", "--no-manifest"]))
         raw_b, raw_r, cof_b, cof_r = [], [], [], []
         plain = 0
-        for n in range(RUNS):
-            raw_b.append(shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"))
+
+        def raw_restore() -> float:
             target = raw_dir / "restored"
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(mode=0o700)
             shutil.chown(target, "postgres", "postgres")
             untar = " ".join(PG_USER.argv(["tar", "-x", "-f", "-", "-C", str(target)]))
-            raw_r.append(shell(f"zstd -d -q -c {raw_dir}/base.tar.zst | {untar}"))
-            seconds, plain, made = await coffer_backup(manager, n)
-            cof_b.append(seconds)
-            cof_r.append(await coffer_restore(manager, pg_backups, n, made, home / "scratch-pg"))
+            return shell(f"zstd -d -q -c {raw_dir}/base.tar.zst | {untar}")
+
+        for n in range(runs):
+            seconds, (coffer_seconds, plain, made) = await in_turns(
+                n, lambda: shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"),
+                lambda: coffer_backup(manager, n))
+            raw_b.append(seconds)
+            cof_b.append(coffer_seconds)
+            seconds, coffer_seconds = await in_turns(
+                n, raw_restore, lambda: coffer_restore(manager, pg_backups, n, made, home / "scratch-pg"))
+            raw_r.append(seconds)
+            cof_r.append(coffer_seconds)
         return [summary("PostgreSQL backup", plain, raw_b, cof_b), summary("PostgreSQL restore", plain, raw_r, cof_r)]
     finally:
         await manager.stop()
 
 
-async def bench_mariadb(home: Path, megabytes: int) -> list[str]:
+async def bench_mariadb(home: Path, megabytes: int, runs: int) -> list[str]:
     out = subprocess.run(["/usr/sbin/mariadbd", "--version"], capture_output=True, text=True).stdout
     version = out.split("Ver ")[1].split("-")[0].rsplit(".", 1)[0]
     manager = load(config(home, "mariadb", version, 3306))
@@ -142,29 +162,38 @@ async def bench_mariadb(home: Path, megabytes: int) -> list[str]:
                 f"--user={manager.admin} --socket={manager.paths.socket} --target-dir={work}")
         raw_b, raw_r, cof_b, cof_r = [], [], [], []
         plain = 0
-        for n in range(RUNS):
+
+        def raw_backup() -> float:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            raw_b.append(shell(f"{tool} | zstd -1 -q -f -o {raw_dir}/full.xb.zst"))
+            return shell(f"{tool} | zstd -1 -q -f -o {raw_dir}/full.xb.zst")
+
+        def raw_restore() -> float:
             target = raw_dir / "restored"
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
-            raw_r.append(shell(f"zstd -d -q -c {raw_dir}/full.xb.zst | mbstream -x -C {target} && "
-                               f"mariadb-backup --prepare --target-dir={target}"))
-            seconds, plain, made = await coffer_backup(manager, n)
-            cof_b.append(seconds)
-            cof_r.append(await coffer_restore(manager, maria_backups, n, made, home / "scratch-maria"))
+            return shell(f"zstd -d -q -c {raw_dir}/full.xb.zst | mbstream -x -C {target} && "
+                         f"mariadb-backup --prepare --target-dir={target}")
+
+        for n in range(runs):
+            seconds, (coffer_seconds, plain, made) = await in_turns(n, raw_backup, lambda: coffer_backup(manager, n))
+            raw_b.append(seconds)
+            cof_b.append(coffer_seconds)
+            seconds, coffer_seconds = await in_turns(
+                n, raw_restore, lambda: coffer_restore(manager, maria_backups, n, made, home / "scratch-maria"))
+            raw_r.append(seconds)
+            cof_r.append(coffer_seconds)
         return [summary("MariaDB backup", plain, raw_b, cof_b), summary("MariaDB restore", plain, raw_r, cof_r)]
     finally:
         await manager.stop()
 
 
-async def main(megabytes: int) -> None:
+async def main(megabytes: int, runs: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="coffer-bench-backup-", dir="/tmp"))
     os.chmod(home, 0o755)
     os.environ.update(COFFER_HOME=str(home), COFFER_OBJECT_STORE="local", COFFER_OBJECT_STORE_DIR=str(home / "objects"))
     try:
-        lines = await bench_postgresql(home, megabytes) + await bench_mariadb(home, megabytes)
+        lines = await bench_postgresql(home, megabytes, runs) + await bench_mariadb(home, megabytes, runs)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     print(f"\nbackup and restore throughput, ~{megabytes} MB databases, zstd level 1, encryption on (Coffer):")
@@ -173,4 +202,4 @@ async def main(megabytes: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200, int(sys.argv[2]) if len(sys.argv) > 2 else RUNS))
