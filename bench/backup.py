@@ -9,7 +9,9 @@ run with the same compression (zstd level 1), into a local directory:
 
 The engines run through the agent's own datastore managers (no bus, no services):
 this measures the byte path. Raw and Coffer take turns going first, so that a drift
-of the machine's load (or the page cache's writeback) falls on both alike.
+of the machine's load (or the page cache's writeback) falls on both alike. Beside the
+wall clock, the CPU seconds each side spent (this process and the tools it ran, not the
+database server): on a shared machine the wall clock swings, the CPU cost much less.
 Run: .venv/bin/python bench/backup.py [MB] [runs]"""
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import asyncio
 import base64
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,11 +53,22 @@ def config(home: Path, datastore: str, version: str, port: int) -> InstanceConfi
                           directory=directory)
 
 
-def shell(command: str) -> float:
-    started = time.perf_counter()
+def clocks() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its waited-for children)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def since(started: tuple[float, float]) -> tuple[float, float]:
+    now = clocks()
+    return now[0] - started[0], now[1] - started[1]
+
+
+def shell(command: str) -> tuple[float, float]:
+    started = clocks()
     subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, cwd="/", stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE)
-    return time.perf_counter() - started
+    return since(started)
 
 
 async def load_postgresql(manager, megabytes: int) -> None:
@@ -76,33 +90,38 @@ def load_mariadb(manager, megabytes: int) -> None:
     conn.close()
 
 
-async def coffer_backup(manager, n: int) -> tuple[float, int, dict]:
+async def coffer_backup(manager, n: int) -> tuple[tuple[float, float], int, dict]:
     key = backupkeys.new_data_key()
-    started = time.perf_counter()
+    started = clocks()
     out = await backup_verb(manager, {"backup_id": f"b{n}", "container": "bench", "object": f"{n}"},
                             {"data_key": base64.b64encode(key).decode()})
-    return time.perf_counter() - started, out["plain_bytes"], {"key": key, **out}
+    return since(started), out["plain_bytes"], {"key": key, **out}
 
 
-async def coffer_restore(manager, module, n: int, made: dict, scratch: Path) -> float:
+async def coffer_restore(manager, module, n: int, made: dict, scratch: Path) -> tuple[float, float]:
     store = objectstore.from_environment()
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(mode=0o700)
-    started = time.perf_counter()
+    started = clocks()
     plain = unseal(store.get("bench", f"{n}"), made["key"], made["sha256"])
     await module.restore(manager, [(made["meta"], plain)], scratch, {})
-    return time.perf_counter() - started
+    return since(started)
 
 
-def summary(name: str, plain_bytes: int, raw: list[float], coffer: list[float]) -> str:
-    raw_mbs, coffer_mbs = plain_bytes / MB / statistics.median(raw), plain_bytes / MB / statistics.median(coffer)
-    ratios = [r / c for r, c in zip(raw, coffer)]
-    return (f"{name:<22} raw {raw_mbs:7.1f} MB/s   Coffer {coffer_mbs:7.1f} MB/s   ratio {coffer_mbs / raw_mbs:.2f}"
-            f"   (medians of {len(raw)}, runs {min(ratios):.2f}-{max(ratios):.2f}; {plain_bytes / MB:.0f} MB stream)")
+def summary(name: str, plain_bytes: int, raw: list[tuple[float, float]], coffer: list[tuple[float, float]]) -> str:
+    """MB/s and their ratio from the median wall clocks, the spread of the runs' ratios,
+    and the median CPU seconds of each side."""
+    raw_mbs = plain_bytes / MB / statistics.median(wall for wall, _cpu in raw)
+    coffer_mbs = plain_bytes / MB / statistics.median(wall for wall, _cpu in coffer)
+    ratios = [r[0] / c[0] for r, c in zip(raw, coffer)]
+    return (f"{name:<20} raw {raw_mbs:6.1f} MB/s  Coffer {coffer_mbs:6.1f} MB/s  ratio {coffer_mbs / raw_mbs:.2f}"
+            f" (runs {min(ratios):.2f}-{max(ratios):.2f})  CPU s raw {statistics.median(c for _w, c in raw):.2f}"
+            f" Coffer {statistics.median(c for _w, c in coffer):.2f}  (medians of {len(raw)};"
+            f" {plain_bytes / MB:.0f} MB stream)")
 
 
-async def in_turns(n: int, raw, coffer) -> tuple[float, object]:
-    """(raw(), await coffer()): raw's seconds and what coffer() returned, the raw tool first in even runs."""
+async def in_turns(n: int, raw, coffer) -> tuple[tuple[float, float], object]:
+    """(raw(), await coffer()): raw's clocks and what coffer() returned, the raw tool first in even runs."""
     if n % 2:
         made = await coffer()
         return raw(), made
@@ -125,7 +144,7 @@ async def bench_postgresql(home: Path, megabytes: int, runs: int) -> list[str]:
         raw_b, raw_r, cof_b, cof_r = [], [], [], []
         plain = 0
 
-        def raw_restore() -> float:
+        def raw_restore() -> tuple[float, float]:
             target = raw_dir / "restored"
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(mode=0o700)
@@ -163,12 +182,12 @@ async def bench_mariadb(home: Path, megabytes: int, runs: int) -> list[str]:
         raw_b, raw_r, cof_b, cof_r = [], [], [], []
         plain = 0
 
-        def raw_backup() -> float:
+        def raw_backup() -> tuple[float, float]:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
             return shell(f"{tool} | zstd -1 -q -f -o {raw_dir}/full.xb.zst")
 
-        def raw_restore() -> float:
+        def raw_restore() -> tuple[float, float]:
             target = raw_dir / "restored"
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
@@ -196,7 +215,8 @@ async def main(megabytes: int, runs: int) -> None:
         lines = await bench_postgresql(home, megabytes, runs) + await bench_mariadb(home, megabytes, runs)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    print(f"\nbackup and restore throughput, ~{megabytes} MB databases, zstd level 1, encryption on (Coffer):")
+    print(f"\nbackup and restore throughput, ~{megabytes} MB databases, zstd level 1, encryption on (Coffer),"
+          f" load average {os.getloadavg()[0]:.1f}:")
     for line in lines:
         print("  " + line)
 
