@@ -2,8 +2,8 @@
 
 The bytes cross 1 MiB pipes by blocking reads and writes in worker threads (which
 release the GIL), a whole chunk per hop: through asyncio's pipe transports every
-64-256 KiB cost an event-loop round and a copy, a fifth of a backup's or a restore's
-throughput on 2 cores."""
+64-256 KiB cost an event-loop round and a copy (reading a 253 MB stream took 0.13 CPU
+seconds that way, 0.06 this way)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import AsyncIterator
 
-CHUNK_BYTES = 1024 * 1024  # fits a core's L2 cache while it is hashed and compressed: 4 MiB cost 5% more CPU
+CHUNK_BYTES = 1024 * 1024  # hashing and compressing 4 MiB chunks cost 5% more CPU (they leave the L2 cache)
 PIPE_BYTES = 1024 * 1024  # pipe-max-size for an unprivileged process
 
 
