@@ -8,13 +8,18 @@ run with the same compression (zstd level 1), into a local directory:
                 and its restore path (object store -> authenticate -> zstd -d -> SHA-256 -> tool)
 
 The engines run through the agent's own datastore managers (no bus, no services):
-this measures the byte path. Run: .venv/bin/python bench/backup.py [MB]"""
+this measures the byte path. Raw and Coffer take turns going first, so that a drift
+of the machine's load (or the page cache's writeback) falls on both alike. Beside the
+wall clock, the CPU seconds each side spent (this process and the tools it ran, not the
+database server): on a shared machine the wall clock swings, the CPU cost much less.
+Run: .venv/bin/python bench/backup.py [MB] [runs]"""
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,11 +53,22 @@ def config(home: Path, datastore: str, version: str, port: int) -> InstanceConfi
                           directory=directory)
 
 
-def shell(command: str) -> float:
-    started = time.perf_counter()
+def clocks() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its waited-for children)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def since(started: tuple[float, float]) -> tuple[float, float]:
+    now = clocks()
+    return now[0] - started[0], now[1] - started[1]
+
+
+def shell(command: str) -> tuple[float, float]:
+    started = clocks()
     subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, cwd="/", stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE)
-    return time.perf_counter() - started
+    return since(started)
 
 
 async def load_postgresql(manager, megabytes: int) -> None:
@@ -69,36 +85,57 @@ def load_mariadb(manager, megabytes: int) -> None:
     with conn.cursor() as cur:
         cur.execute("CREATE DATABASE filler")
         cur.execute("USE filler")
-        cur.execute("CREATE TABLE filler.filler ENGINE=InnoDB AS SELECT seq AS id, "
-                    f"CONCAT(MD5(seq), MD5(RAND()), REPEAT('x', 80)) AS body FROM seq_1_to_{rows}")
+        # in parts: one statement of all the rows outlasts the admin connection's read
+        # timeout on a loaded machine
+        step = rows // 8 + 1
+        for first in range(1, rows + 1, step):
+            rows_sql = (f"SELECT seq AS id, CONCAT(MD5(seq), MD5(RAND()), REPEAT('x', 80)) AS body "
+                        f"FROM seq_{first}_to_{min(first + step - 1, rows)}")
+            cur.execute(f"CREATE TABLE filler.filler ENGINE=InnoDB AS {rows_sql}" if first == 1
+                        else f"INSERT INTO filler.filler {rows_sql}")
     conn.close()
 
 
-async def coffer_backup(manager, n: int) -> tuple[float, int, dict]:
+async def coffer_backup(manager, n: int) -> tuple[tuple[float, float], int, dict]:
     key = backupkeys.new_data_key()
-    started = time.perf_counter()
+    started = clocks()
     out = await backup_verb(manager, {"backup_id": f"b{n}", "container": "bench", "object": f"{n}"},
                             {"data_key": base64.b64encode(key).decode()})
-    return time.perf_counter() - started, out["plain_bytes"], {"key": key, **out}
+    return since(started), out["plain_bytes"], {"key": key, **out}
 
 
-async def coffer_restore(manager, module, n: int, made: dict, scratch: Path) -> float:
+async def coffer_restore(manager, module, n: int, made: dict, scratch: Path) -> tuple[float, float]:
     store = objectstore.from_environment()
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(mode=0o700)
-    started = time.perf_counter()
+    started = clocks()
     plain = unseal(store.get("bench", f"{n}"), made["key"], made["sha256"])
     await module.restore(manager, [(made["meta"], plain)], scratch, {})
-    return time.perf_counter() - started
+    return since(started)
 
 
-def summary(name: str, plain_bytes: int, raw: list[float], coffer: list[float]) -> str:
-    raw_mbs, coffer_mbs = plain_bytes / MB / statistics.median(raw), plain_bytes / MB / statistics.median(coffer)
-    return (f"{name:<22} raw {raw_mbs:7.1f} MB/s   Coffer {coffer_mbs:7.1f} MB/s   ratio {coffer_mbs / raw_mbs:.2f}"
-            f"   (medians of {len(raw)}; {plain_bytes / MB:.0f} MB stream)")
+def summary(name: str, plain_bytes: int, raw: list[tuple[float, float]], coffer: list[tuple[float, float]]) -> str:
+    """MB/s and their ratio from the median wall clocks, the spread of the runs' ratios,
+    and the median CPU seconds of each side."""
+    raw_mbs = plain_bytes / MB / statistics.median(wall for wall, _cpu in raw)
+    coffer_mbs = plain_bytes / MB / statistics.median(wall for wall, _cpu in coffer)
+    ratios = [r[0] / c[0] for r, c in zip(raw, coffer)]
+    return (f"{name:<20} raw {raw_mbs:6.1f} MB/s  Coffer {coffer_mbs:6.1f} MB/s  ratio {coffer_mbs / raw_mbs:.2f}"
+            f" (runs {min(ratios):.2f}-{max(ratios):.2f})  CPU s raw {statistics.median(c for _w, c in raw):.2f}"
+            f" Coffer {statistics.median(c for _w, c in coffer):.2f}  (medians of {len(raw)};"
+            f" {plain_bytes / MB:.0f} MB stream)")
 
 
-async def bench_postgresql(home: Path, megabytes: int) -> list[str]:
+async def in_turns(n: int, raw, coffer) -> tuple[tuple[float, float], object]:
+    """(raw(), await coffer()): raw's clocks and what coffer() returned, the raw tool first in even runs."""
+    if n % 2:
+        made = await coffer()
+        return raw(), made
+    seconds = raw()
+    return seconds, await coffer()
+
+
+async def bench_postgresql(home: Path, megabytes: int, runs: int) -> list[str]:
     version = sorted(p.name for p in Path("/usr/lib/postgresql").iterdir())[-1]
     manager = load(config(home, "postgresql", version, 5432))
     await manager.bootstrap()
@@ -112,23 +149,31 @@ async def bench_postgresql(home: Path, megabytes: int) -> list[str]:
                                             "fetch", "--checkpoint=fast", "--no-manifest"]))
         raw_b, raw_r, cof_b, cof_r = [], [], [], []
         plain = 0
-        for n in range(RUNS):
-            raw_b.append(shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"))
+
+        def raw_restore() -> tuple[float, float]:
             target = raw_dir / "restored"
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(mode=0o700)
             shutil.chown(target, "postgres", "postgres")
             untar = " ".join(PG_USER.argv(["tar", "-x", "-f", "-", "-C", str(target)]))
-            raw_r.append(shell(f"zstd -d -q -c {raw_dir}/base.tar.zst | {untar}"))
-            seconds, plain, made = await coffer_backup(manager, n)
-            cof_b.append(seconds)
-            cof_r.append(await coffer_restore(manager, pg_backups, n, made, home / "scratch-pg"))
+            return shell(f"zstd -d -q -c {raw_dir}/base.tar.zst | {untar}")
+
+        for n in range(runs):
+            seconds, (coffer_seconds, plain, made) = await in_turns(
+                n, lambda: shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"),
+                lambda: coffer_backup(manager, n))
+            raw_b.append(seconds)
+            cof_b.append(coffer_seconds)
+            seconds, coffer_seconds = await in_turns(
+                n, raw_restore, lambda: coffer_restore(manager, pg_backups, n, made, home / "scratch-pg"))
+            raw_r.append(seconds)
+            cof_r.append(coffer_seconds)
         return [summary("PostgreSQL backup", plain, raw_b, cof_b), summary("PostgreSQL restore", plain, raw_r, cof_r)]
     finally:
         await manager.stop()
 
 
-async def bench_mariadb(home: Path, megabytes: int) -> list[str]:
+async def bench_mariadb(home: Path, megabytes: int, runs: int) -> list[str]:
     out = subprocess.run(["/usr/sbin/mariadbd", "--version"], capture_output=True, text=True).stdout
     version = out.split("Ver ")[1].split("-")[0].rsplit(".", 1)[0]
     manager = load(config(home, "mariadb", version, 3306))
@@ -142,35 +187,45 @@ async def bench_mariadb(home: Path, megabytes: int) -> list[str]:
                 f"--user={manager.admin} --socket={manager.paths.socket} --target-dir={work}")
         raw_b, raw_r, cof_b, cof_r = [], [], [], []
         plain = 0
-        for n in range(RUNS):
+
+        def raw_backup() -> tuple[float, float]:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            raw_b.append(shell(f"{tool} | zstd -1 -q -f -o {raw_dir}/full.xb.zst"))
+            return shell(f"{tool} | zstd -1 -q -f -o {raw_dir}/full.xb.zst")
+
+        def raw_restore() -> tuple[float, float]:
             target = raw_dir / "restored"
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
-            raw_r.append(shell(f"zstd -d -q -c {raw_dir}/full.xb.zst | mbstream -x -C {target} && "
-                               f"mariadb-backup --prepare --target-dir={target}"))
-            seconds, plain, made = await coffer_backup(manager, n)
-            cof_b.append(seconds)
-            cof_r.append(await coffer_restore(manager, maria_backups, n, made, home / "scratch-maria"))
+            return shell(f"zstd -d -q -c {raw_dir}/full.xb.zst | mbstream -x -C {target} && "
+                         f"mariadb-backup --prepare --target-dir={target}")
+
+        for n in range(runs):
+            seconds, (coffer_seconds, plain, made) = await in_turns(n, raw_backup, lambda: coffer_backup(manager, n))
+            raw_b.append(seconds)
+            cof_b.append(coffer_seconds)
+            seconds, coffer_seconds = await in_turns(
+                n, raw_restore, lambda: coffer_restore(manager, maria_backups, n, made, home / "scratch-maria"))
+            raw_r.append(seconds)
+            cof_r.append(coffer_seconds)
         return [summary("MariaDB backup", plain, raw_b, cof_b), summary("MariaDB restore", plain, raw_r, cof_r)]
     finally:
         await manager.stop()
 
 
-async def main(megabytes: int) -> None:
+async def main(megabytes: int, runs: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="coffer-bench-backup-", dir="/tmp"))
     os.chmod(home, 0o755)
     os.environ.update(COFFER_HOME=str(home), COFFER_OBJECT_STORE="local", COFFER_OBJECT_STORE_DIR=str(home / "objects"))
     try:
-        lines = await bench_postgresql(home, megabytes) + await bench_mariadb(home, megabytes)
+        lines = await bench_postgresql(home, megabytes, runs) + await bench_mariadb(home, megabytes, runs)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    print(f"\nbackup and restore throughput, ~{megabytes} MB databases, zstd level 1, encryption on (Coffer):")
+    print(f"\nbackup and restore throughput, ~{megabytes} MB databases, zstd level 1, encryption on (Coffer),"
+          f" load average {os.getloadavg()[0]:.1f}:")
     for line in lines:
         print("  " + line)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200, int(sys.argv[2]) if len(sys.argv) > 2 else RUNS))

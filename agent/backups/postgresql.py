@@ -15,6 +15,9 @@ from . import wal
 from .process import feed, output_of
 
 RECOVERY_TIMEOUT_SECONDS = 1200
+# tar reads its input in records of this many 512-byte blocks: 1 MiB, a pipe's worth,
+# instead of 10 KiB, which costs tar (a restore's slowest stage) a third more CPU
+TAR_RECORD_BLOCKS = 2048
 RECOVERY_SETTINGS = ("restore_command", "recovery_target_time", "recovery_target_lsn", "recovery_target_action")
 
 
@@ -51,7 +54,7 @@ async def restore(manager, chain: list[tuple[dict, AsyncIterator[bytes]]], scrat
     instance archives once a backup of its own enables it."""
     ENGINE.chown(scratch)
     (_meta, plain), *incrementals = chain
-    await feed(ENGINE.argv(["tar", "-x", "-f", "-", "-C", str(scratch)]), plain)
+    await feed(ENGINE.argv(["tar", "-x", "-b", str(TAR_RECORD_BLOCKS), "-f", "-", "-C", str(scratch)]), plain)
     for _meta, manifest in incrementals:
         async for _chunk in manifest:  # read whole: authenticated and checksummed
             pass
