@@ -16,6 +16,7 @@ from .tables import backup_schedules, backups, instances
 
 RUNNING = ("NEW", "BUILDING", "SAVING")
 ENDED = ("COMPLETED", "FAILED")
+GB = 1024 ** 3
 
 
 async def find(conn, request, backup_id: str | None = None):
@@ -49,6 +50,19 @@ def check_restorable(backup, datastore: str, version: str, restore_time: str | N
                           f"restored into {datastore} {version}.")
     if restore_time and datastore not in ("postgresql", "mariadb", "mysql"):
         raise bad_request(f"A restore to a point in time (restore_time) is not available for {datastore}.")
+
+
+async def check_fits(conn, backup, volume_gb: int) -> None:
+    """Trove's BackupTooLarge, at request time: the bytes of the backup's chain (it and
+    the backups it builds on) must fit the new instance's volume."""
+    total, row = 0, backup
+    while row is not None:
+        total += row.size_bytes
+        row = (await conn.execute(select(backups).where(backups.c.id == row.parent_id))).first() \
+            if row.parent_id else None
+    if total > volume_gb * GB:
+        raise bad_request(f"The volume size ({volume_gb} GB) is smaller than the backup size "
+                          f"({total / GB:.2f} GB) of backup {backup.id}: ask for a larger volume.")
 
 
 async def project(uow, event: Event) -> None:
