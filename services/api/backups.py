@@ -10,10 +10,11 @@ from aiohttp import web
 from sqlalchemy import select, update
 
 from plumbing import topics as T
+from plumbing.objectstore import CONTAINER_NAME
 from plumbing.envelope import Event
 
 from . import operations, policy, quotas, validation
-from .backups_view import RUNNING, find
+from .backups_view import GB, RUNNING, find
 from .faults import Fault, bad_request
 from .instances import INSTANCE, find as find_instance
 from .openapi import LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
@@ -26,7 +27,6 @@ SOURCE = "api"
 BACKUP = param("backup", "backup id")
 CREATE_KEYS = {"name", "instance", "description", "parent_id", "incremental", "swift_container",
                "storage_driver", "restore_from"}
-GB = 1024 ** 3
 
 
 def view(row, base: str) -> dict:
@@ -50,9 +50,9 @@ def _instance_ref(value) -> str:
     return value.rstrip("/").rsplit("/", 1)[-1]
 
 
-async def start_backup(uow, inst, name: str, description: str, parent) -> str:
+async def start_backup(uow, inst, name: str, description: str, parent, container: str | None = None) -> str:
     """The instance shows BACKUP and the backup service is asked (422 while the
-    instance is busy); the new backup's id."""
+    instance is busy), to store it in `container` if one is named; the new backup's id."""
     if inst.task or inst.status not in operations.RUNNING:
         raise operations.busy(inst)
     # the status guard makes two concurrent requests for one instance race safely
@@ -72,7 +72,7 @@ async def start_backup(uow, inst, name: str, description: str, parent) -> str:
             "backup_id": backup_id, "project_id": inst.project_id, "instance_id": inst.id,
             "name": name, "description": description, "parent_id": parent.id if parent else None,
             "incremental": parent is not None, "datastore": inst.datastore,
-            "datastore_version": inst.datastore_version}))
+            "datastore_version": inst.datastore_version, "swift_container": container}))
     return backup_id
 
 
@@ -110,7 +110,10 @@ class Backups:
         "BackupCreate": obj({
             "name": {"type": "string", "minLength": 1}, "instance": STR, "description": STR,
             "parent_id": STR, "incremental": {"type": "integer", "enum": [0, 1]},
-            "swift_container": STR, "storage_driver": STR,
+            "swift_container": {"type": "string", "pattern": CONTAINER_NAME.pattern,
+                                "description": "the container to store it in (else the backup strategy's, else "
+                                               "the default)"},
+            "storage_driver": STR,
             "restore_from": {"type": "object", "description": "importing a backup file: not supported (501)"}},
             ["name"]),
     }
@@ -197,11 +200,14 @@ class Backups:
         parent_id = spec.get("parent_id")
         if parent_id is not None and not isinstance(parent_id, str):
             raise bad_request("Validation error: backup['parent_id'] must be a backup id.")
+        container = spec.get("swift_container")
+        if container is not None:
+            container = validation.container(container, "backup['swift_container']")
         async with self.store.uow() as uow:
             inst = await find_instance(uow.conn, request, instance_id)
             parent = await choose_parent(uow.conn, request, inst, parent_id, incremental)
             await quotas.check(uow.conn, inst.project_id, {"backups": 1})
-            backup_id = await start_backup(uow, inst, name.strip(), description, parent)
+            backup_id = await start_backup(uow, inst, name.strip(), description, parent, container)
             row = (await uow.conn.execute(select(backups).where(backups.c.id == backup_id))).one()
         return web.json_response({"backup": view(row, base_url(request))}, status=202)
 

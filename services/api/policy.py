@@ -48,6 +48,8 @@ RULES: dict[str, frozenset[str]] = {
     "limits:index": READ, "quota:show": READ,
     "backup:index": READ, "backup:show": READ, "backup:create": WRITE, "backup:delete": WRITE,
     "backup:index:all_projects": ADMIN,
+    "backup_strategy:index": READ, "backup_strategy:create": WRITE, "backup_strategy:delete": WRITE,
+    "backup_strategy:all_projects": ADMIN,
     # the mgmt extension (Trove answers 401 to a non-admin there)
     "mgmt:instance:index": ADMIN, "mgmt:instance:show": ADMIN, "mgmt:instance:action": ADMIN,
     "mgmt:quota:update": ADMIN, "mgmt:datastore_version:index": ADMIN, "mgmt:datastore_version:show": ADMIN,

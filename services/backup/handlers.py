@@ -13,14 +13,14 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
-from plumbing import backupkeys, sealing
+from plumbing import backupkeys, objectstore, sealing
 from plumbing import topics as T
 from plumbing.envelope import Event, utcnow
 from plumbing.logs import log
 from plumbing.objectstore import ObjectNotFound, ObjectStore
 from plumbing.outbox import Store, UnitOfWork
 
-from .tables import agent_keys, archives, backupable, backups, epochs, restores
+from .tables import agent_keys, archives, backupable, backups, epochs, restores, strategies
 
 SOURCE = "backup"
 logger = logging.getLogger("backup")
@@ -30,16 +30,26 @@ COMMAND_SUFFIX = ":backup"  # command ids are <backup id>:backup
 RESTORE_SUFFIX = ":restore"  # and <instance id>:restore
 # datastores whose logs are archived from their first backup on, for point-in-time restores
 ARCHIVED = {"postgresql": "wal", "mariadb": "binlog", "mysql": "binlog"}
-STORE_SCHEME = os.environ.get("COFFER_OBJECT_STORE", "local")
 
 
 def container_for(project_id: str) -> str:
-    """One container per project."""
+    """One container per project, unless a backup strategy or the request names one."""
     return f"coffer-backups-{project_id}"
 
 
+async def chosen_container(conn, request: dict) -> str:
+    """Trove's order: the container the request names, else the instance's strategy,
+    else the project's, else the default."""
+    if request.get("swift_container"):
+        return request["swift_container"]
+    rows = {r.instance_id: r.container for r in (await conn.execute(select(strategies).where(
+        strategies.c.project_id == request["project_id"],
+        strategies.c.instance_id.in_((request["instance_id"], ""))))).all()}
+    return rows.get(request["instance_id"]) or rows.get("") or container_for(request["project_id"])
+
+
 def location(row) -> str:
-    return f"{STORE_SCHEME}://{row.container}/{row.object}"
+    return f"{objectstore.kind()}://{row.container}/{row.object}"
 
 
 def status_event(cause: Event, row, status: str, message: str = "") -> Event:
@@ -122,7 +132,7 @@ class BackupHandlers:
                 id=backup_id, project_id=d["project_id"], instance_id=d["instance_id"], name=d["name"],
                 description=d.get("description") or "", parent_id=d.get("parent_id"),
                 datastore=d["datastore"], datastore_version=d["datastore_version"], status="NEW", message="",
-                container=container_for(d["project_id"]), object=f"{d['instance_id']}/{backup_id}",
+                container=await chosen_container(uow.conn, d), object=f"{d['instance_id']}/{backup_id}",
                 wrapped_key=backupkeys.wrap(self.master_key, data_key, backup_id), size_bytes=0, checksum="",
                 engine_meta="{}", created_at=utcnow(), deadline=utcnow() + timedelta(seconds=DEADLINE_SECONDS)))
             row = await self._row(uow, backup_id)
@@ -176,6 +186,25 @@ class BackupHandlers:
                               or parent.instance_id != row.instance_id):
             return f"The parent backup {row.parent_id} is not a completed backup of this instance."
         return ""
+
+    # -- backup strategies --------------------------------------------------------
+    async def strategy_requested(self, event: Event) -> None:
+        """Set or remove (swift_container null) a project's or an instance's strategy."""
+        d = event.data
+        instance_id = d.get("instance_id") or ""
+
+        async def apply(uow: UnitOfWork):
+            await uow.conn.execute(delete(strategies).where(strategies.c.project_id == d["project_id"],
+                                                            strategies.c.instance_id == instance_id))
+            if d.get("swift_container"):
+                await uow.conn.execute(strategies.insert().values(
+                    project_id=d["project_id"], instance_id=instance_id, container=d["swift_container"]))
+            changed = event.caused("coffer.backup.strategy_changed.v1", {
+                "project_id": d["project_id"], "instance_id": d.get("instance_id"), "backend": objectstore.kind(),
+                "swift_container": d.get("swift_container")}, subject=d["project_id"], source=SOURCE)
+            changed.project = d["project_id"]
+            await uow.emit(T.BACKUP_EVENTS, changed)
+        await self.store.handled_once(event, apply)
 
     # -- the agent's report -------------------------------------------------------
     async def command_result(self, event: Event) -> None:

@@ -4,10 +4,13 @@ local object store; the backup service records them and says so on
 coffer.backup.events."""
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -309,6 +312,41 @@ def test_restore_points_are_checked(client, instances):
                                 datastore_version=installed_pg_version(), restorePoint={"backupRef": backup.id})
 
 
+async def set_shown_size(backup_id: str, size_bytes: int) -> None:
+    """The size the API's view of a backup records (a backup of more than a GB is
+    too heavy to make on this machine: the view is told one was stored)."""
+    from sqlalchemy import update
+
+    from plumbing.config import database_url
+    from plumbing.db import make_engine
+    from services.api.tables import backups
+    engine = make_engine(database_url("api"))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(backups).where(backups.c.id == backup_id).values(size_bytes=size_bytes))
+    finally:
+        await engine.dispose()
+
+
+def test_a_restore_into_a_volume_smaller_than_the_backup_is_refused(stack, client, instances):
+    iid, _ = instances["redis"]
+    backup = next(b for b in client.instances.backups(iid) if b.status == "COMPLETED")
+    stored = round(backup.size * 1024 ** 3)
+    in_use = {q.resource: q.in_use for q in client.quota.show(stack.project)}
+    listed = {i.id for i in client.instances.list()}
+    asyncio.run(set_shown_size(backup.id, 3 * 1024 ** 3))
+    try:
+        with pytest.raises(trove_exc.BadRequest) as refused:
+            client.instances.create("too-small", "d1", volume={"size": 2}, restorePoint={"backupRef": backup.id},
+                                    users=[{"name": "app", "password": PASSWORD}])
+        assert "volume size (2 GB) is smaller than the backup size (3.00 GB)" in str(refused.value)
+        # nothing was made, nothing counted
+        assert {i.id for i in client.instances.list()} == listed
+        assert {q.resource: q.in_use for q in client.quota.show(stack.project)} == in_use
+    finally:
+        asyncio.run(set_shown_size(backup.id, stored))
+
+
 def test_bad_requests_get_trove_answers(client, instances):
     iid, _ = instances["redis"]
     wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
@@ -322,6 +360,81 @@ def test_bad_requests_get_trove_answers(client, instances):
     failed = wait_backup(client, client.backups.create("redis-inc", instance=iid, incremental=1).id)
     assert failed.status == "FAILED" and "incremental" in failed.fail_reason
     wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE after a failed backup")
+
+
+def osc_backup_strategy(stack, token: str, *args: str):
+    """`openstack database backup strategy ...` as the holder of `token`."""
+    return subprocess.run([str(Path(sys.executable).with_name("openstack")), "--os-auth-type", "admin_token",
+                           "--os-token", token, "--os-endpoint", f"{stack.api_url}/v1.0/{stack.project}",
+                           "database", "backup", "strategy", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_backup_strategies_choose_where_new_backups_go(stack, client, instances):
+    from coffer.cli import _create_token
+    iid, address = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    redis.Redis(host=address, port=6379, username="app", password=PASSWORD, socket_timeout=5).set("where", "strategy")
+
+    def strategies():
+        return {s.instance_id: s.swift_container for s in client.backup_strategies.list()}
+
+    def backed_up(**container):
+        wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+        done = wait_backup(client, client.backups.create("strategy", instance=iid, **container).id)
+        assert done.status == "COMPLETED", getattr(done, "fail_reason", None)
+        assert object_path(stack, done).exists()
+        return done
+
+    # the project's strategy with the openstack CLI, the instance's with python-troveclient
+    made = osc_backup_strategy(stack, stack.member_token, "create", "--swift-container", "team-backups", "-f", "json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout) == {"backend": "local", "instance_id": "", "project_id": stack.project,
+                                       "swift_container": "team-backups"}
+    client.backup_strategies.create(instance_id=iid, swift_container="redis-backups")
+    wait_for(lambda: strategies() == {"": "team-backups", iid: "redis-backups"}, 30, what="both strategies listed")
+    listed = osc_backup_strategy(stack, stack.member_token, "list", "--instance-id", iid, "-f", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == [{"Project ID": stack.project, "Instance ID": iid,
+                                          "Swift Container": "redis-backups"}]
+
+    # the instance's strategy wins over the project's, a backup's own container over both
+    into_instances = backed_up()
+    assert into_instances.locationRef == f"local://redis-backups/{iid}/{into_instances.id}"
+    one_off = backed_up(swift_container="one-off")
+    assert one_off.locationRef.startswith("local://one-off/")
+    client.backup_strategies.delete(instance_id=iid)
+    wait_for(lambda: strategies() == {"": "team-backups"}, 30, what="the instance's strategy removed")
+    into_project = backed_up()
+    assert into_project.locationRef.startswith("local://team-backups/")
+    deleted = osc_backup_strategy(stack, stack.member_token, "delete")
+    assert deleted.returncode == 0, deleted.stderr
+    wait_for(lambda: strategies() == {}, 30, what="the project's strategy removed")
+    default = backed_up()
+    assert default.locationRef.startswith(f"local://coffer-backups-{stack.project}/")
+
+    # a backup in a strategy's container restores as any other
+    restored = wait_active(client, restore(client, into_instances, "from-strategy",
+                                           users=[{"name": "app", "password": PASSWORD}], databases=()).id)
+    assert redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD,
+                       socket_timeout=5).get("where") == b"strategy"
+    client.instances.delete(restored.id)
+
+    # Trove's answers to bad requests; a reader lists but does not set
+    url, headers = f"{stack.api_url}/v1.0/{stack.project}/backup_strategies", {"X-Auth-Token": stack.member_token}
+    for body, status in (({"backup_strategy": {}}, 400),
+                         ({"backup_strategy": {"swift_container": "c", "backend": "swift"}}, 400),
+                         ({"backup_strategy": {"swift_container": "../elsewhere"}}, 400),
+                         ({"backup_strategy": {"swift_container": "c", "instance_id": str(uuid.uuid4())}}, 404)):
+        answer = requests.post(url, headers=headers, json=body, timeout=30)
+        assert answer.status_code == status, answer.text
+    reader = {"X-Auth-Token": asyncio.run(_create_token(stack.project, "reader"))}
+    assert requests.get(url, headers=reader, timeout=30).status_code == 200
+    assert requests.post(url, headers=reader, json={"backup_strategy": {"swift_container": "c"}},
+                         timeout=30).status_code == 403
+    assert requests.get(url, headers=headers, params={"project_id": "another"}, timeout=30).status_code == 403
+    for backup in (into_instances, one_off, into_project, default):
+        client.backups.delete(backup.id)
+    wait_gone(client, restored.id, timeout=90)
 
 
 def test_a_schedule_fires_and_retention_keeps_the_newest_chain(stack, client, instances):
