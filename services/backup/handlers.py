@@ -20,6 +20,7 @@ from plumbing.logs import log
 from plumbing.objectstore import ObjectNotFound, ObjectStore
 from plumbing.outbox import Store, UnitOfWork
 
+from . import archive_retention
 from .tables import agent_keys, archives, backupable, backups, epochs, restores, strategies
 
 SOURCE = "backup"
@@ -335,7 +336,33 @@ class BackupHandlers:
                     return
                 await uow.conn.execute(delete(backups).where(backups.c.id == row.id))
                 await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "DELETED"))
+            for instance_id in {row.instance_id for row in doomed}:
+                await self._prune_archive(uow, instance_id)
         await self.store.handled_once(event, apply)
+
+    async def _prune_archive(self, uow: UnitOfWork, instance_id: str) -> None:
+        """Delete the instance's archived WAL / binlogs that no remaining backup can use
+        (services/backup/archive_retention.py). A running backup's start is not known
+        yet: the archive is left alone until the next deletion."""
+        archive = (await uow.conn.execute(select(archives).where(archives.c.instance_id == instance_id))).first()
+        if archive is None:
+            return
+        left = (await uow.conn.execute(select(backups).where(backups.c.instance_id == instance_id))).all()
+        if any(b.status in ("NEW", "BUILDING") for b in left):
+            return
+        starts = [json.loads(b.engine_meta).get("archive_from")
+                  for b in left if b.status == "COMPLETED" and b.parent_id is None]
+        try:
+            names = [o.name[len(archive.prefix):] for o in await self.objects.list(archive.container, archive.prefix)]
+            doomed = archive_retention.unneeded(names, starts)
+            for name in doomed:
+                await self.objects.delete(archive.container, archive.prefix + name)
+        except Exception as exc:  # what is left goes with the next deletion
+            log(logger, logging.WARNING, "log archive not pruned", instance_id=instance_id, error=repr(exc))
+            return
+        if doomed:
+            log(logger, logging.INFO, "log archive pruned", instance_id=instance_id, deleted=len(doomed),
+                kept=len(names) - len(doomed))
 
     # -- deadlines ----------------------------------------------------------------
     async def expire(self) -> int:

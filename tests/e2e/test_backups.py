@@ -196,6 +196,67 @@ def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client
     wait_gone(client, from_incremental.id, timeout=90)
 
 
+def archive_names(stack, instance_id: str, kind: str) -> set[str]:
+    """The instance's archived WAL segments or binlogs ("wal", "binlog") in the local store."""
+    directory = stack.home / "objects" / f"coffer-backups-{stack.project}" / instance_id / kind
+    return {p.name for p in directory.iterdir() if not p.name.startswith(".")}
+
+
+def pg_switch_wal(stack, instance_id: str) -> None:
+    """An operator's nudge instead of waiting for archive_timeout: close the current
+    segment, and wait until it is archived."""
+    with psycopg.connect(host=str(stack.home / "instances" / instance_id / "run"), user="postgres",
+                         dbname="postgres", autocommit=True) as conn:
+        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+    wait_for(lambda: segment in archive_names(stack, instance_id, "wal"), 60, interval=0.2,
+             what=f"WAL segment {segment} archived")
+
+
+def test_deleting_backups_prunes_the_wal_archive_to_what_the_kept_ones_need(stack, client, instances):
+    iid, address = instances["postgresql"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    [first] = [b for b in client.instances.backups(iid) if b.parent_id is None]
+    for n in (10, 11):  # segments closed before the next full backup starts
+        pg_write(address, [f"INSERT INTO moments VALUES ({n}, 'before the second full')"])
+        pg_switch_wal(stack, iid)
+    older = archive_names(stack, iid, "wal")
+    # (written into the new segment: the backup starts inside it, not at its very start,
+    # where the segment before would count as the one it starts in)
+    pg_write(address, ["INSERT INTO moments VALUES (12, 'just before the second full')"])
+    second = wait_backup(client, client.backups.create("pg-full-2", instance=iid).id)
+    assert second.status == "COMPLETED", getattr(second, "fail_reason", None)
+    pg_write(address, ["INSERT INTO moments VALUES (13, 'after the second full')"])
+    time.sleep(1)
+    with psycopg.connect(host=address, port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        target = conn.execute("SELECT now()").fetchone()[0]
+    time.sleep(1)
+    pg_write(address, ["INSERT INTO moments VALUES (14, 'after the moment')"])
+    pg_switch_wal(stack, iid)
+    before = archive_names(stack, iid, "wal")
+
+    # the first chain goes (its incremental with it): what only it could use goes too
+    client.backups.delete(first.id)
+    wait_for(lambda: first.id not in {b.id for b in client.instances.backups(iid)}, 30, what="the first chain deleted")
+    after = archive_names(stack, iid, "wal")
+    assert older and not older & after, "segments older than the kept full backup are still archived"
+    assert after & before and after & before < before  # (the agent may have shipped a newer one meanwhile)
+    # and the kept backup still restores to any moment after it
+    at_moment = client.instances.create("pg-pitr-pruned", "d1", volume={"size": 1}, databases=[{"name": "appdb"}],
+                                        users=USERS, restorePoint={"backupRef": second.id,
+                                                                   "restore_time": target.isoformat()})
+    at_moment = wait_active(client, at_moment.id, timeout=120)
+    with psycopg.connect(host=at_moment.ip[0], port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM moments WHERE id >= 10 ORDER BY id").fetchall()] == \
+            [10, 11, 12, 13]
+    client.instances.delete(at_moment.id)
+
+    # the instance's last backup goes: nothing archived until then is needed
+    client.backups.delete(second.id)
+    wait_for(lambda: not client.instances.backups(iid), 30, what="the last backup deleted")
+    assert not before & archive_names(stack, iid, "wal")
+    wait_gone(client, at_moment.id, timeout=90)
+
+
 def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack, client, instances):
     iid, address = instances["mariadb"]
     maria_write(address, ["CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)",
@@ -248,6 +309,20 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
     client.instances.delete(at_moment.id)
     objects = [object_path(stack, b) for b in (full, incremental, explicit)]
     assert all(p.exists() for p in objects)
+    # a second full backup; the binlog it starts in, closed, is archived
+    with pymysql.connect(unix_socket=socket, user="root") as root, root.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        second_from = cur.fetchone()[0]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    second = wait_backup(client, client.backups.create("maria-full-2", instance=iid).id)
+    assert second.status == "COMPLETED", getattr(second, "fail_reason", None)
+    with pymysql.connect(unix_socket=socket, user="root") as root, root.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        active = cur.fetchone()[0]
+        cur.execute("FLUSH BINARY LOGS")
+    wait_for(lambda: active in archive_names(stack, iid, "binlog"), 60, interval=0.2, what=f"binlog {active} archived")
+    before = archive_names(stack, iid, "binlog")
+    assert any(name < second_from for name in before)
 
     client.backups.delete(full.id)
 
@@ -260,6 +335,14 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
     assert not any(p.exists() for p in objects)
     with pytest.raises(trove_exc.NotFound):
         client.backups.get(incremental.id)
+    # the binlogs older than the kept full backup went with the chain; the ones it needs stayed
+    after = archive_names(stack, iid, "binlog")
+    assert not {name for name in before if name < second_from} & after
+    assert active in after and after & before < before
+    # the last backup goes: nothing archived until then is needed
+    client.backups.delete(second.id)
+    wait_for(lambda: not client.instances.backups(iid), 30, what="the last backup deleted")
+    assert not before & archive_names(stack, iid, "binlog")
 
 
 def test_a_redis_backup_is_an_rdb_snapshot(stack, client, instances):
