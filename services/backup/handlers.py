@@ -20,7 +20,7 @@ from plumbing.logs import log
 from plumbing.objectstore import ObjectNotFound, ObjectStore
 from plumbing.outbox import Store, UnitOfWork
 
-from . import archive_retention
+from . import archive_retention, manifests
 from .tables import agent_keys, archives, backupable, backups, epochs, restores, strategies
 
 SOURCE = "backup"
@@ -31,6 +31,7 @@ COMMAND_SUFFIX = ":backup"  # command ids are <backup id>:backup
 RESTORE_SUFFIX = ":restore"  # and <instance id>:restore
 # datastores whose logs are archived from their first backup on, for point-in-time restores
 ARCHIVED = {"postgresql": "wal", "mariadb": "binlog", "mysql": "binlog"}
+RESTORABLE = ("COMPLETED", "RESTORED")  # RESTORED: imported (restore_from)
 
 
 def container_for(project_id: str) -> str:
@@ -58,9 +59,9 @@ def status_event(cause: Event, row, status: str, message: str = "") -> Event:
         "backup_id": row.id, "project_id": row.project_id, "instance_id": row.instance_id, "name": row.name,
         "description": row.description, "parent_id": row.parent_id, "incremental": row.parent_id is not None,
         "datastore": row.datastore, "datastore_version": row.datastore_version, "status": status,
-        "size_bytes": row.size_bytes if status == "COMPLETED" else 0,
-        "checksum": row.checksum if status == "COMPLETED" else "",
-        "location": location(row) if status == "COMPLETED" else "", "message": message},
+        "size_bytes": row.size_bytes if status in RESTORABLE else 0,
+        "checksum": row.checksum if status in RESTORABLE else "",
+        "location": location(row) if status in RESTORABLE else "", "message": message},
         subject=row.id, source=SOURCE)
     event.project = row.project_id
     return event
@@ -188,6 +189,62 @@ class BackupHandlers:
             return f"The parent backup {row.parent_id} is not a completed backup of this instance."
         return ""
 
+    # -- importing a backup Coffer wrote (restore_from) ---------------------------
+    async def import_requested(self, event: Event) -> None:
+        """A new backup RESTORED from an object and its manifest, or FAILED with why."""
+        d = event.data
+
+        async def apply(uow: UnitOfWork):
+            if await self._row(uow, d["backup_id"]) is not None:
+                return
+            manifest, problem = await self._importable(uow, d)
+            values = {"wrapped_key": "", "size_bytes": 0, "checksum": "", "engine_meta": "{}"}
+            if manifest:
+                values = {"wrapped_key": backupkeys.wrap(self.master_key, manifest.pop("data_key"), d["backup_id"]),
+                          "size_bytes": manifest["size_bytes"], "checksum": manifest["checksum"],
+                          "engine_meta": manifest["engine_meta"]}
+            await uow.conn.execute(backups.insert().values(
+                id=d["backup_id"], project_id=d["project_id"], instance_id="", name=d["name"],
+                description=d.get("description") or "", parent_id=None, datastore=d["datastore"],
+                datastore_version=d["datastore_version"], status="NEW", message="", container=d["container"],
+                # a refused import names no object: deleting it must not delete someone else's
+                object="" if problem else d["object"], created_at=utcnow(), deadline=None, **values))
+            row = await self._row(uow, d["backup_id"])
+            await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "NEW"))
+            if problem:
+                await self._set(uow, event, row.id, "FAILED", problem)
+            else:
+                await self._set(uow, event, row.id, "RESTORED")
+        await self.store.handled_once(event, apply)
+
+    async def _importable(self, uow: UnitOfWork, d: dict) -> tuple[dict | None, str]:
+        """The manifest of the object to import, with its data key unwrapped; or why not."""
+        where = f"{objectstore.kind()}://{d['container']}/{d['object']}"
+        owner = (await uow.conn.execute(select(backups.c.id).where(
+            backups.c.container == d["container"], backups.c.object == d["object"]))).scalar()
+        if owner:
+            return None, f"The object at {where} is backup {owner}'s: restore from that backup."
+        try:
+            manifest = await manifests.read(self.objects, d["container"], d["object"])
+            stored = await self.objects.head(d["container"], d["object"])
+        except (ObjectNotFound, ValueError):
+            manifest = None
+        # another project's backup reads as no backup at all: nothing about it is told
+        if manifest is None or manifest["project_id"] != d["project_id"]:
+            return None, f"There is no backup of this project at {where} (an object with its manifest)."
+        if manifest["parent_id"]:
+            return None, f"The backup at {where} is incremental: only a full backup can be imported."
+        if (manifest["datastore"], manifest["datastore_version"]) != (d["datastore"], d["datastore_version"]):
+            return None, (f"The backup at {where} is of {manifest['datastore']} {manifest['datastore_version']}, "
+                          f"not {d['datastore']} {d['datastore_version']}.")
+        if stored.size != manifest["size_bytes"]:
+            return None, f"The object at {where} has {stored.size} bytes where {manifest['size_bytes']} were stored."
+        try:
+            manifest["data_key"] = backupkeys.unwrap(self.master_key, manifest["wrapped_key"], manifest["id"])
+        except backupkeys.WrappedKeyError:
+            return None, f"The backup at {where} was sealed under another master key: it cannot be imported."
+        return manifest, ""
+
     # -- backup strategies --------------------------------------------------------
     async def strategy_requested(self, event: Event) -> None:
         """Set or remove (swift_container null) a project's or an instance's strategy."""
@@ -228,6 +285,10 @@ class BackupHandlers:
             output = json.loads(d.get("output") or "{}")
             await self._set(uow, event, backup_id, "COMPLETED", size_bytes=int(output["size_bytes"]),
                             checksum=output["sha256"], engine_meta=json.dumps(output.get("meta") or {}))
+            try:
+                await manifests.write(self.objects, await self._row(uow, backup_id))
+            except Exception as exc:  # the backup is whole; it only cannot be imported elsewhere
+                log(logger, logging.WARNING, "backup manifest not written", backup_id=backup_id, error=repr(exc))
         await self.store.handled_once(event, apply)
 
     # -- restore into a new instance ----------------------------------------------
@@ -279,7 +340,7 @@ class BackupHandlers:
             row = await self._row(uow, next_id)
             if row is None or row.project_id != project_id:
                 return [], f"Backup {next_id} does not exist (any more)."
-            if row.status != "COMPLETED":
+            if row.status not in RESTORABLE:
                 return [], f"Backup {row.id} is {row.status}, not COMPLETED."
             try:
                 stored = await self.objects.head(row.container, row.object)
@@ -328,7 +389,9 @@ class BackupHandlers:
                     backups.c.parent_id.in_([r.id for r in rows])))).all()]
             for row in reversed(doomed):
                 try:
-                    await self.objects.delete(row.container, row.object)
+                    if row.object:  # a refused import has none
+                        await self.objects.delete(row.container, row.object)
+                        await self.objects.delete(row.container, row.object + manifests.SUFFIX)
                 except Exception as exc:  # the user sees DELETE_FAILED and may delete again
                     log(logger, logging.ERROR, "backup object not deleted", backup_id=row.id, error=repr(exc))
                     await self._set(uow, event, row.id, "DELETE_FAILED", "The backup's object could not be "

@@ -520,6 +520,71 @@ def test_backup_strategies_choose_where_new_backups_go(stack, client, instances)
     wait_gone(client, restored.id, timeout=90)
 
 
+def test_a_backup_coffer_wrote_is_imported_from_another_place_and_restores(stack, client, instances):
+    import shutil
+
+    from plumbing import backupkeys
+    iid, address = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    redis.Redis(host=address, port=6379, username="app", password=PASSWORD, socket_timeout=5).set("from", "elsewhere")
+    original = wait_backup(client, client.backups.create("to-import", instance=iid).id)
+    assert original.status == "COMPLETED", getattr(original, "fail_reason", None)
+    source = object_path(stack, original)
+    manifest = json.loads(source.with_name(source.name + ".manifest").read_text())
+    assert manifest["id"] == original.id and "data_key" not in manifest  # the key only wrapped
+    # another deployment's object (same master key): the object and its manifest, no record of them here
+    elsewhere = stack.home / "objects" / "other-deployment" / "exported"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(source, elsewhere / "redis-backup")
+    (elsewhere / "redis-backup.manifest").write_text(json.dumps(manifest))
+    version_id = original.datastore["version_id"]
+
+    def imported(location: str):
+        made = client.backups.create("imported", None, restore_from=location, restore_ds_version=version_id,
+                                     restore_size=original.size)
+        assert made.status == "NEW" and made.instance_id is None
+        return wait_for(lambda: (b := client.backups.get(made.id)).status in ("RESTORED", "FAILED") and b, 60,
+                        interval=0.2, what="the import to end")
+
+    done = imported("local://other-deployment/exported/redis-backup")
+    assert done.status == "RESTORED", getattr(done, "fail_reason", None)
+    assert done.locationRef == "local://other-deployment/exported/redis-backup" and done.size == original.size
+    restored = wait_active(client, restore(client, done, "from-import", users=[{"name": "app", "password": PASSWORD}],
+                                           databases=()).id)
+    assert redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD,
+                       socket_timeout=5).get("from") == b"elsewhere"
+    client.instances.delete(restored.id)
+
+    # what cannot be imported fails with why: a backup recorded here, one sealed under another master key
+    twice = imported(original.locationRef)
+    assert twice.status == "FAILED" and f"backup {original.id}'s" in twice.fail_reason
+    shutil.copy(source, elsewhere / "other-key")
+    foreign = {**manifest, "wrapped_key": backupkeys.wrap(backupkeys.new_data_key(), backupkeys.new_data_key(),
+                                                          original.id)}
+    (elsewhere / "other-key.manifest").write_text(json.dumps(foreign))
+    sealed_elsewhere = imported("local://other-deployment/exported/other-key")
+    assert sealed_elsewhere.status == "FAILED" and "another master key" in sealed_elsewhere.fail_reason
+    with pytest.raises(trove_exc.BadRequest):
+        client.backups.create("x", None, restore_from="swift://c/o", restore_ds_version=version_id, restore_size=1)
+    with pytest.raises(trove_exc.NotFound):
+        client.backups.create("x", None, restore_from="local://c/o", restore_ds_version=str(uuid.uuid4()),
+                              restore_size=1)
+    # a refused import deletes nothing; an imported backup's object goes with it
+    for backup in (twice, sealed_elsewhere, done):
+        client.backups.delete(backup.id)
+
+    def deleted(backup_id: str) -> bool:
+        try:
+            client.backups.get(backup_id)
+            return False
+        except trove_exc.NotFound:
+            return True
+    wait_for(lambda: all(deleted(b.id) for b in (twice, sealed_elsewhere, done)), 30, what="the imports deleted")
+    assert source.exists() and (elsewhere / "other-key").exists() and not (elsewhere / "redis-backup").exists()
+    client.backups.delete(original.id)
+    wait_gone(client, restored.id, timeout=90)
+
+
 def test_a_schedule_fires_and_retention_keeps_the_newest_chain(stack, client, instances):
     iid, _ = instances["redis"]
     wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
