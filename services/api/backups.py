@@ -12,7 +12,6 @@ from sqlalchemy import select, update
 
 from plumbing import objectstore
 from plumbing import topics as T
-from plumbing.objectstore import CONTAINER_NAME
 from plumbing.envelope import Event
 
 from . import datastores, operations, policy, quotas, validation
@@ -23,7 +22,6 @@ from .openapi import LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, w
 from .projections import NAMESPACE
 from .rest import base_url, now, page_limit, paged, next_link, read_json, reading
 from .tables import backups, instances
-from .tables import datastores as datastores_table
 from .views import links, ts
 
 SOURCE = "api"
@@ -137,7 +135,7 @@ class Backups:
         "BackupCreate": obj({
             "name": {"type": "string", "minLength": 1}, "instance": STR, "description": STR,
             "parent_id": STR, "incremental": {"type": "integer", "enum": [0, 1]},
-            "swift_container": {"type": "string", "pattern": CONTAINER_NAME.pattern,
+            "swift_container": {"type": "string", "pattern": objectstore.CONTAINER_NAME.pattern,
                                 "description": "the container to store it in (else the backup strategy's, else "
                                                "the default)"},
             "storage_driver": STR,
@@ -266,8 +264,7 @@ class Backups:
             raise bad_request("Validation error: backup['description'] must be a string.")
         async with self.store.uow() as uow:
             version = await datastores.version_by_id(uow.conn, source["local_datastore_version_id"])
-            datastore = (await uow.conn.execute(select(datastores_table.c.name).where(
-                datastores_table.c.id == version.datastore_id))).scalar_one()
+            datastore = (await datastores.find(uow.conn, version.datastore_id)).name
             await quotas.check(uow.conn, request["project"], {"backups": 1})
             backup_id, created = str(uuid.uuid4()), now()
             await uow.conn.execute(backups.insert().values(
