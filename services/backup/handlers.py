@@ -91,6 +91,7 @@ class BackupHandlers:
             await uow.conn.execute(delete(backupable).where(backupable.c.instance_id == iid))
             if event.type == "coffer.instance.deleted.v1":
                 await uow.conn.execute(delete(epochs).where(epochs.c.instance_id == iid))
+                await self._forget_strategy(uow, event, iid)
             if event.type == "coffer.instance.active.v1":
                 await uow.conn.execute(backupable.insert().values(
                     instance_id=iid, project_id=event.project, address=event.data["address"]))
@@ -263,6 +264,18 @@ class BackupHandlers:
             changed.project = d["project_id"]
             await uow.emit(T.BACKUP_EVENTS, changed)
         await self.store.handled_once(event, apply)
+
+    async def _forget_strategy(self, uow: UnitOfWork, cause: Event, instance_id: str) -> None:
+        """A deleted instance's strategy goes with it (its backups keep their container)."""
+        row = (await uow.conn.execute(select(strategies).where(strategies.c.instance_id == instance_id))).first()
+        if row is None:
+            return
+        await uow.conn.execute(delete(strategies).where(strategies.c.instance_id == instance_id))
+        changed = cause.caused("coffer.backup.strategy_changed.v1", {
+            "project_id": row.project_id, "instance_id": instance_id, "backend": objectstore.kind(),
+            "swift_container": None}, subject=row.project_id, source=SOURCE)
+        changed.project = row.project_id
+        await uow.emit(T.BACKUP_EVENTS, changed)
 
     # -- the agent's report -------------------------------------------------------
     async def command_result(self, event: Event) -> None:

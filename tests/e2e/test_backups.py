@@ -500,7 +500,11 @@ def test_backup_strategies_choose_where_new_backups_go(stack, client, instances)
                                            users=[{"name": "app", "password": PASSWORD}], databases=()).id)
     assert redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD,
                        socket_timeout=5).get("where") == b"strategy"
+    # an instance's strategy goes with the instance
+    client.backup_strategies.create(instance_id=restored.id, swift_container="short-lived")
+    wait_for(lambda: strategies() == {restored.id: "short-lived"}, 30, what="the restored instance's strategy")
     client.instances.delete(restored.id)
+    wait_for(lambda: strategies() == {}, 90, what="the deleted instance's strategy removed")
 
     # Trove's answers to bad requests; a reader lists but does not set
     url, headers = f"{stack.api_url}/v1.0/{stack.project}/backup_strategies", {"X-Auth-Token": stack.member_token}
