@@ -37,9 +37,12 @@ PUBLIC_EVENT_TYPES = [
                     "The instance and its data are gone."),
     PublicEventType("coffer.backup.status_changed.v1", T.BACKUP_EVENTS, "backup",
                     "A backup changed status: NEW, BUILDING, COMPLETED (size, checksum, location), FAILED "
-                    "(with the reason) or DELETED."),
+                    "(with the reason), RESTORED (imported) or DELETED."),
     PublicEventType("coffer.backup.restore_finished.v1", T.BACKUP_EVENTS, "backup",
                     "A backup was restored into a new instance, or could not be (the message says why)."),
+    PublicEventType("coffer.backup.strategy_changed.v1", T.BACKUP_EVENTS, "backup",
+                    "A project's or an instance's backup strategy (the container its new backups go into) was "
+                    "set, or removed; keyed by project."),
     PublicEventType("coffer.health.changed.v1", T.HEALTH_EVENTS, "availability",
                     "The monitor's view of the instance's health changed."),
     PublicEventType("coffer.health.alert.v1", T.HEALTH_EVENTS, "availability",

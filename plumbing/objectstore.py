@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import uuid
 from abc import ABC, abstractmethod
@@ -158,14 +159,23 @@ class LocalDirectoryStore(ObjectStore):
         await asyncio.to_thread(shutil.rmtree, self.root / _checked(container), True)
 
 
+# a container name every store takes: Swift's (no "/", at most 256 bytes) and a directory's
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+
+
+def kind() -> str:
+    """Which store this deployment uses (COFFER_OBJECT_STORE): `local` or `swift`."""
+    return os.environ.get("COFFER_OBJECT_STORE", "local")
+
+
 def from_environment() -> ObjectStore:
     """The store this deployment uses: COFFER_OBJECT_STORE, `local` (the default:
     COFFER_OBJECT_STORE_DIR, else <COFFER_HOME>/objects) or `swift` (COFFER_SWIFT_URL,
     the storage URL, and COFFER_SWIFT_TOKEN unless that Swift has no auth)."""
-    kind = os.environ.get("COFFER_OBJECT_STORE", "local")
-    if kind == "local":
+    chosen = kind()
+    if chosen == "local":
         return LocalDirectoryStore(Path(os.environ.get("COFFER_OBJECT_STORE_DIR", coffer_home() / "objects")))
-    if kind == "swift":
+    if chosen == "swift":
         from .swiftstore import SwiftStore, connect
         return SwiftStore(connect(os.environ["COFFER_SWIFT_URL"], os.environ.get("COFFER_SWIFT_TOKEN")))
-    raise ValueError(f"unknown object store {kind!r} (COFFER_OBJECT_STORE)")
+    raise ValueError(f"unknown object store {chosen!r} (COFFER_OBJECT_STORE)")

@@ -27,7 +27,7 @@ SHIPPED_FILE = "binlog-shipped.json"
 MARIADB_BINLOG, MARIADB = "/usr/bin/mariadb-binlog", "/usr/bin/mariadb"
 
 
-def _query(manager, sql: str) -> list[tuple]:
+def query(manager, sql: str) -> list[tuple]:
     conn = users.connect(str(manager.paths.socket), manager.admin)
     try:
         with conn.cursor() as cur:
@@ -60,12 +60,12 @@ async def ship(manager) -> int:
         return 0
     async with _shipping:
         if time.monotonic() - _last_flush[0] > wal.ARCHIVE_TIMEOUT_SECONDS:
-            status = (await asyncio.to_thread(_query, manager, "SHOW MASTER STATUS"))[0][:2]
+            status = (await asyncio.to_thread(query, manager, "SHOW MASTER STATUS"))[0][:2]
             if status != _fresh[0]:  # only a binlog with events in it is worth closing
-                await asyncio.to_thread(_query, manager, "FLUSH BINARY LOGS")
-                _fresh[0] = (await asyncio.to_thread(_query, manager, "SHOW MASTER STATUS"))[0][:2]
+                await asyncio.to_thread(query, manager, "FLUSH BINARY LOGS")
+                _fresh[0] = (await asyncio.to_thread(query, manager, "SHOW MASTER STATUS"))[0][:2]
             _last_flush[0] = time.monotonic()
-        logs = await asyncio.to_thread(_query, manager, "SHOW BINARY LOGS")
+        logs = await asyncio.to_thread(query, manager, "SHOW BINARY LOGS")
         closed = [row[0] for row in logs[:-1]]
         shipped_path = directory / SHIPPED_FILE
         shipped = set(json.loads(shipped_path.read_text())) if shipped_path.exists() else set()

@@ -4,6 +4,7 @@ the parent's meta as to_lsn). The tool writes its checkpoints beside the stream
 (--extra-lsndir) so the LSN this backup reached is known for the next one."""
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from pathlib import Path
@@ -34,11 +35,13 @@ async def stream(manager, parent_meta: dict | None, meta: dict) -> AsyncIterator
             f"--extra-lsndir={work}"]
     if parent_meta is not None:
         argv.append(f"--incremental-lsn={parent_meta['to_lsn']}")
+    # the backup's binlog position is in the active binlog or a later one: older ones are not its
+    first = (await asyncio.to_thread(binlog.query, manager, "SHOW MASTER STATUS"))[0][0]
     try:
         async for chunk in output_of(argv):
             yield chunk
         meta.update(format="xbstream", to_lsn=to_lsn((work / "xtrabackup_checkpoints").read_text()),
-                    incremental=parent_meta is not None)
+                    incremental=parent_meta is not None, archive_from=first)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -27,10 +27,13 @@ async def stream(manager, parent_meta: dict | None, meta: dict) -> AsyncIterator
             yield chunk
         return
     c = manager.config
+    # the backup starts at or after the current segment: the archive before it is not its
+    async with await users.connect(str(manager.socket_dir), c.port) as conn:
+        first = (await (await conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())")).fetchone())[0]
     argv = ENGINE.argv([str(bindir(c.version) / "pg_basebackup"), "-h", str(manager.socket_dir), "-p", str(c.port),
                         "-U", "postgres", "-w", "-D", "-", "-F", "tar", "-X", "fetch", "--checkpoint=fast",
                         "--no-manifest"])
-    meta.update(format="pg_basebackup-tar", version=c.version)
+    meta.update(format="pg_basebackup-tar", version=c.version, archive_from=first)
     async for chunk in output_of(argv):
         yield chunk
 

@@ -5,15 +5,17 @@ delete_requested.v1). Its view is projected from coffer.backup.status_changed.v1
 from __future__ import annotations
 
 import uuid
+from urllib.parse import unquote, urlparse
 
 from aiohttp import web
 from sqlalchemy import select, update
 
+from plumbing import objectstore
 from plumbing import topics as T
 from plumbing.envelope import Event
 
-from . import operations, policy, quotas, validation
-from .backups_view import RUNNING, find
+from . import datastores, operations, policy, quotas, validation
+from .backups_view import GB, RESTORABLE, RUNNING, find
 from .faults import Fault, bad_request
 from .instances import INSTANCE, find as find_instance
 from .openapi import LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
@@ -26,21 +28,42 @@ SOURCE = "api"
 BACKUP = param("backup", "backup id")
 CREATE_KEYS = {"name", "instance", "description", "parent_id", "incremental", "swift_container",
                "storage_driver", "restore_from"}
-GB = 1024 ** 3
 
 
 def view(row, base: str) -> dict:
     return {
         "id": row.id, "name": row.name, "description": row.description or None,
-        "locationRef": row.location or None, "instance_id": row.instance_id,
+        "locationRef": row.location or None, "instance_id": row.instance_id or None,
         "created": ts(row.created_at), "updated": ts(row.updated_at),
-        "size": round(row.size_bytes / GB, 6) if row.status == "COMPLETED" else None,
+        "size": round(row.size_bytes / GB, 6) if row.status in RESTORABLE else None,
         "status": row.status, "parent_id": row.parent_id, "project_id": row.project_id,
         "datastore": {"type": row.datastore, "version": row.datastore_version,
                       "version_id": str(uuid.uuid5(NAMESPACE, f"{row.datastore}:{row.datastore_version}"))},
         "fail_reason": row.message or None,
         "links": links(base, row.project_id, "backups", row.id),
     }
+
+
+def _import_location(value) -> tuple[str, str]:
+    """(container, object) of restore_from's remote_location: a backup's locationRef
+    (<store>://<container>/<object>, in this deployment's store) or, with Swift, the
+    object's URL (.../v1/<account>/<container>/<object>)."""
+    if not isinstance(value, str):
+        raise bad_request("Validation error: restore_from['remote_location'] must be a string.")
+    store = objectstore.kind()
+    scheme, _, rest = value.partition("://")
+    if scheme in ("http", "https") and store == "swift":
+        parts = urlparse(value).path.split("/")
+        rest = "/".join(parts[3:]) if len(parts) > 4 and parts[1] == "v1" else ""
+    elif scheme != store:
+        raise bad_request(f"restore_from['remote_location'] {value!r} is not in this deployment's object store: "
+                          f"give a location {store}://<container>/<object>.")
+    container, _, name = unquote(rest).partition("/")
+    if not objectstore.CONTAINER_NAME.match(container) or not name or \
+            any(p in ("", ".", "..") for p in name.split("/")):
+        raise bad_request(f"restore_from['remote_location'] {value!r} names no object: give "
+                          f"{store}://<container>/<object>.")
+    return container, name
 
 
 def _instance_ref(value) -> str:
@@ -50,9 +73,9 @@ def _instance_ref(value) -> str:
     return value.rstrip("/").rsplit("/", 1)[-1]
 
 
-async def start_backup(uow, inst, name: str, description: str, parent) -> str:
+async def start_backup(uow, inst, name: str, description: str, parent, container: str | None = None) -> str:
     """The instance shows BACKUP and the backup service is asked (422 while the
-    instance is busy); the new backup's id."""
+    instance is busy), to store it in `container` if one is named; the new backup's id."""
     if inst.task or inst.status not in operations.RUNNING:
         raise operations.busy(inst)
     # the status guard makes two concurrent requests for one instance race safely
@@ -72,7 +95,7 @@ async def start_backup(uow, inst, name: str, description: str, parent) -> str:
             "backup_id": backup_id, "project_id": inst.project_id, "instance_id": inst.id,
             "name": name, "description": description, "parent_id": parent.id if parent else None,
             "incremental": parent is not None, "datastore": inst.datastore,
-            "datastore_version": inst.datastore_version}))
+            "datastore_version": inst.datastore_version, "swift_container": container}))
     return backup_id
 
 
@@ -99,19 +122,29 @@ class Backups:
         "Backup": obj({
             "id": STR, "name": STR, "description": {"type": ["string", "null"]},
             "locationRef": {"type": ["string", "null"], "description": "<store>://<container>/<object>"},
-            "instance_id": STR, "created": STR, "updated": STR,
+            "instance_id": {"type": ["string", "null"], "description": "null for an imported backup"},
+            "created": STR, "updated": STR,
             "size": {"type": ["number", "null"], "description": "GB stored (compressed and encrypted)"},
-            "status": {"type": "string", "description": "NEW, BUILDING, COMPLETED, FAILED, DELETE_FAILED"},
+            "status": {"type": "string", "description": "NEW, BUILDING, COMPLETED, FAILED, RESTORED (imported), "
+                                                        "DELETE_FAILED"},
             "parent_id": {"type": ["string", "null"]}, "project_id": STR,
             "datastore": obj({"type": STR, "version": STR, "version_id": STR}),
             "fail_reason": {"type": ["string", "null"], "description": "Coffer: why it FAILED"},
             "links": LINKS},
-            ["id", "name", "status", "instance_id", "datastore"]),
+            ["id", "name", "status", "datastore"]),
         "BackupCreate": obj({
             "name": {"type": "string", "minLength": 1}, "instance": STR, "description": STR,
             "parent_id": STR, "incremental": {"type": "integer", "enum": [0, 1]},
-            "swift_container": STR, "storage_driver": STR,
-            "restore_from": {"type": "object", "description": "importing a backup file: not supported (501)"}},
+            "swift_container": {"type": "string", "pattern": objectstore.CONTAINER_NAME.pattern,
+                                "description": "the container to store it in (else the backup strategy's, else "
+                                               "the default)"},
+            "storage_driver": STR,
+            "restore_from": obj({
+                "remote_location": {"type": "string", "description": "where a full backup Coffer wrote is: "
+                                                                     "<store>://<container>/<object> (a "
+                                                                     "locationRef) or its Swift URL"},
+                "local_datastore_version_id": STR, "size": {"type": "number", "minimum": 0}},
+                ["remote_location", "local_datastore_version_id", "size"])},
             ["name"]),
     }
     PATHS = {
@@ -180,11 +213,11 @@ class Backups:
         unknown = sorted(set(spec) - CREATE_KEYS)
         if unknown:
             raise bad_request(f"Validation error: backup has unexpected attributes {unknown}.")
-        if spec.get("restore_from"):
-            raise Fault(501, "Importing a backup file (restore_from) is not available in this Coffer release.")
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
             raise bad_request("Validation error: backup['name'] is required and must be a non-empty string.")
+        if spec.get("restore_from") is not None:
+            return await self._import(request, spec, name.strip())
         if "instance" not in spec:
             raise bad_request("Validation error: backup['instance'] is required.")
         instance_id = _instance_ref(spec["instance"])
@@ -197,11 +230,53 @@ class Backups:
         parent_id = spec.get("parent_id")
         if parent_id is not None and not isinstance(parent_id, str):
             raise bad_request("Validation error: backup['parent_id'] must be a backup id.")
+        container = spec.get("swift_container")
+        if container is not None:
+            container = validation.container(container, "backup['swift_container']")
         async with self.store.uow() as uow:
             inst = await find_instance(uow.conn, request, instance_id)
             parent = await choose_parent(uow.conn, request, inst, parent_id, incremental)
             await quotas.check(uow.conn, inst.project_id, {"backups": 1})
-            backup_id = await start_backup(uow, inst, name.strip(), description, parent)
+            backup_id = await start_backup(uow, inst, name.strip(), description, parent, container)
+            row = (await uow.conn.execute(select(backups).where(backups.c.id == backup_id))).one()
+        return web.json_response({"backup": view(row, base_url(request))}, status=202)
+
+    async def _import(self, request, spec: dict, name: str) -> web.Response:
+        """restore_from (reference §4.10): a full backup Coffer wrote, at a location in this
+        deployment's store, becomes a backup of the project (RESTORED) once the backup
+        service has checked its manifest and opened its data key."""
+        source = spec["restore_from"]
+        if not isinstance(source, dict) or set(source) - {"remote_location", "local_datastore_version_id", "size"}:
+            raise bad_request("Validation error: restore_from must be {remote_location, local_datastore_version_id, "
+                              "size}.")
+        for key in ("remote_location", "local_datastore_version_id", "size"):
+            if key not in source:
+                raise bad_request(f"Validation error: restore_from['{key}'] is required.")
+        if not isinstance(source["size"], (int, float)) or isinstance(source["size"], bool) or source["size"] < 0:
+            raise bad_request("Validation error: restore_from['size'] must be a number of GB.")
+        if not isinstance(source["local_datastore_version_id"], str):
+            raise bad_request("Validation error: restore_from['local_datastore_version_id'] must be a version id.")
+        if "instance" in spec or "parent_id" in spec or spec.get("incremental"):
+            raise bad_request("Validation error: an imported backup (restore_from) has no instance or parent.")
+        container, name_in_store = _import_location(source["remote_location"])
+        description = spec.get("description") or ""
+        if not isinstance(description, str):
+            raise bad_request("Validation error: backup['description'] must be a string.")
+        async with self.store.uow() as uow:
+            version = await datastores.version_by_id(uow.conn, source["local_datastore_version_id"])
+            datastore = (await datastores.find(uow.conn, version.datastore_id)).name
+            await quotas.check(uow.conn, request["project"], {"backups": 1})
+            backup_id, created = str(uuid.uuid4()), now()
+            await uow.conn.execute(backups.insert().values(
+                id=backup_id, project_id=request["project"], instance_id="", name=name, description=description,
+                parent_id=None, datastore=datastore, datastore_version=version.name, status="NEW", message="",
+                size_bytes=0, checksum="", location="", instance_status_before="", created_at=created,
+                updated_at=created))
+            await uow.emit(T.BACKUP_REQUESTS, Event(
+                "coffer.backup.import_requested.v1", backup_id, source=SOURCE, project=request["project"], data={
+                    "backup_id": backup_id, "project_id": request["project"], "name": name,
+                    "description": description, "container": container, "object": name_in_store,
+                    "datastore": datastore, "datastore_version": version.name}))
             row = (await uow.conn.execute(select(backups).where(backups.c.id == backup_id))).one()
         return web.json_response({"backup": view(row, base_url(request))}, status=202)
 

@@ -15,7 +15,9 @@ from .rest import now
 from .tables import backup_schedules, backups, instances
 
 RUNNING = ("NEW", "BUILDING", "SAVING")
-ENDED = ("COMPLETED", "FAILED")
+RESTORABLE = ("COMPLETED", "RESTORED")  # RESTORED: imported (restore_from)
+ENDED = ("COMPLETED", "FAILED", "RESTORED")
+GB = 1024 ** 3
 
 
 async def find(conn, request, backup_id: str | None = None):
@@ -30,7 +32,7 @@ async def restore_source(conn, request, restore_point):
     if not isinstance(restore_point, dict) or not isinstance(restore_point.get("backupRef"), str):
         raise bad_request("Validation error: instance['restorePoint'] needs a backupRef (a backup id).")
     backup = await find(conn, request, restore_point["backupRef"].rstrip("/").rsplit("/", 1)[-1])
-    if backup.status != "COMPLETED":
+    if backup.status not in RESTORABLE:
         raise Fault(409, f"Backup {backup.id} cannot be restored: it is {backup.status}, not COMPLETED.")
     restore_time = restore_point.get("restore_time")
     if restore_time is not None:
@@ -49,6 +51,21 @@ def check_restorable(backup, datastore: str, version: str, restore_time: str | N
                           f"restored into {datastore} {version}.")
     if restore_time and datastore not in ("postgresql", "mariadb", "mysql"):
         raise bad_request(f"A restore to a point in time (restore_time) is not available for {datastore}.")
+    if restore_time and not backup.instance_id:
+        raise bad_request(f"Backup {backup.id} was imported: it has no log archive to restore to a point in time.")
+
+
+async def check_fits(conn, backup, volume_gb: int) -> None:
+    """Trove's BackupTooLarge, at request time: the bytes of the backup's chain (it and
+    the backups it builds on) must fit the new instance's volume."""
+    total, row = 0, backup
+    while row is not None:
+        total += row.size_bytes
+        row = (await conn.execute(select(backups).where(backups.c.id == row.parent_id))).first() \
+            if row.parent_id else None
+    if total > volume_gb * GB:
+        raise bad_request(f"The volume size ({volume_gb} GB) is smaller than the backup size "
+                          f"({total / GB:.2f} GB) of backup {backup.id}: ask for a larger volume.")
 
 
 async def project(uow, event: Event) -> None:

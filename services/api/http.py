@@ -17,6 +17,7 @@ from plumbing.outbox import Store
 from . import audit, identity, openapi, policy, ratelimit
 from .accounts import Accounts
 from .backup_schedules import BackupSchedules
+from .backup_strategies import BackupStrategies
 from .backups import Backups
 from .clusters import Clusters
 from .configurations import Configurations
@@ -124,6 +125,7 @@ def route_groups(store: Store) -> list:
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
               Configurations(store), Resize(store), Upgrade(store), Backups(store), BackupSchedules(store),
+              BackupStrategies(store),
               Replication(store), Power(store), Schedules(store), GuestLogs(store),
               Ssl(store), Clusters(), MgmtVersions(store),
               MgmtParameters(store), MgmtGuest(store)]

@@ -168,6 +168,7 @@ class Instances:
             datastores.check_usable(version, ds.name)
             if restore:
                 backups_view.check_restorable(restore, ds.name, version.name, restore_time)
+                await backups_view.check_fits(uow.conn, restore, volume_gb)
             await quotas.check(uow.conn, request["project"],
                                {"instances": 1, "volumes": volume_gb, "ram": flavor.ram_mb})
             rules = naming.rules_for(ds.name)

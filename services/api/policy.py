@@ -48,6 +48,8 @@ RULES: dict[str, frozenset[str]] = {
     "limits:index": READ, "quota:show": READ,
     "backup:index": READ, "backup:show": READ, "backup:create": WRITE, "backup:delete": WRITE,
     "backup:index:all_projects": ADMIN,
+    "backup_strategy:index": READ, "backup_strategy:create": WRITE, "backup_strategy:delete": WRITE,
+    "backup_strategy:all_projects": ADMIN,
     "instance:ssl:show": READ, "instance:ssl:update": WRITE,
     "cluster:index": READ, "cluster:show": READ, "cluster:create": WRITE, "cluster:action": WRITE,
     "cluster:delete": WRITE,

@@ -11,7 +11,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
-from . import accounts_view, backups_view, operations, replication
+from . import accounts_view, backup_strategies, backups_view, operations, replication
 from .tables import datastore_versions, datastores, deliveries, guest_heartbeats, instances, pending_credentials
 from .rest import now
 from .vault import Vault
@@ -38,6 +38,7 @@ class Projections:
             "coffer.datastore.version_available.v1": self.version_available,
             "coffer.subscription.delivery_attempted.v1": self.delivery_attempted,
             "coffer.backup.status_changed.v1": backups_view.project,
+            "coffer.backup.strategy_changed.v1": backup_strategies.project,
         }
 
     async def handle(self, event: Event) -> None:

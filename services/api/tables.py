@@ -255,6 +255,16 @@ backups = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# The API's view of the backup strategies (the backup service owns them), projected
+# from coffer.backup.strategy_changed.v1; instance_id "" is the project's strategy.
+backup_strategies = Table(
+    "backup_strategies", metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("instance_id", String(36), primary_key=True),
+    Column("backend", String(16), nullable=False),
+    Column("container", String(255), nullable=False),
+)
+
 # Schedules that stop or start an instance by cron (services/api/schedules.py).
 instance_schedules = Table(
     "instance_schedules", metadata,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from plumbing import objectstore
 from plumbing.cron import Cron, CronError
 
 from .faults import bad_request
@@ -20,6 +21,14 @@ def body_object(body, key: str) -> dict:
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
         raise bad_request(f"Validation error: the request body needs an object '{key}'.")
     return body[key]
+
+
+def container(value, field: str) -> str:
+    """An object-store container name (a backup's or a backup strategy's swift_container)."""
+    if not isinstance(value, str) or not objectstore.CONTAINER_NAME.match(value):
+        raise bad_request(f"Validation error: {field} must be a container name: 1 to 255 letters, digits, '.', "
+                          "'_' or '-', starting with a letter or digit.")
+    return value
 
 
 def cron(value, field: str) -> Cron:

@@ -24,6 +24,8 @@ async def main() -> None:
         "coffer.backup.requested.v1": handlers.requested,
         "coffer.backup.delete_requested.v1": handlers.delete_requested,
         "coffer.backup.restore_requested.v1": handlers.restore_requested,
+        "coffer.backup.strategy_requested.v1": handlers.strategy_requested,
+        "coffer.backup.import_requested.v1": handlers.import_requested,
     }
 
     async def handle(event):

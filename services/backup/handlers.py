@@ -13,14 +13,15 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
-from plumbing import backupkeys, sealing
+from plumbing import backupkeys, objectstore, sealing
 from plumbing import topics as T
 from plumbing.envelope import Event, utcnow
 from plumbing.logs import log
 from plumbing.objectstore import ObjectNotFound, ObjectStore
 from plumbing.outbox import Store, UnitOfWork
 
-from .tables import agent_keys, archives, backupable, backups, epochs, restores
+from . import archive_retention, manifests
+from .tables import agent_keys, archives, backupable, backups, epochs, restores, strategies
 
 SOURCE = "backup"
 logger = logging.getLogger("backup")
@@ -30,16 +31,27 @@ COMMAND_SUFFIX = ":backup"  # command ids are <backup id>:backup
 RESTORE_SUFFIX = ":restore"  # and <instance id>:restore
 # datastores whose logs are archived from their first backup on, for point-in-time restores
 ARCHIVED = {"postgresql": "wal", "mariadb": "binlog", "mysql": "binlog"}
-STORE_SCHEME = os.environ.get("COFFER_OBJECT_STORE", "local")
+RESTORABLE = ("COMPLETED", "RESTORED")  # RESTORED: imported (restore_from)
 
 
 def container_for(project_id: str) -> str:
-    """One container per project."""
+    """One container per project, unless a backup strategy or the request names one."""
     return f"coffer-backups-{project_id}"
 
 
+async def chosen_container(conn, request: dict) -> str:
+    """Trove's order: the container the request names, else the instance's strategy,
+    else the project's, else the default."""
+    if request.get("swift_container"):
+        return request["swift_container"]
+    rows = {r.instance_id: r.container for r in (await conn.execute(select(strategies).where(
+        strategies.c.project_id == request["project_id"],
+        strategies.c.instance_id.in_((request["instance_id"], ""))))).all()}
+    return rows.get(request["instance_id"]) or rows.get("") or container_for(request["project_id"])
+
+
 def location(row) -> str:
-    return f"{STORE_SCHEME}://{row.container}/{row.object}"
+    return f"{objectstore.kind()}://{row.container}/{row.object}"
 
 
 def status_event(cause: Event, row, status: str, message: str = "") -> Event:
@@ -47,9 +59,9 @@ def status_event(cause: Event, row, status: str, message: str = "") -> Event:
         "backup_id": row.id, "project_id": row.project_id, "instance_id": row.instance_id, "name": row.name,
         "description": row.description, "parent_id": row.parent_id, "incremental": row.parent_id is not None,
         "datastore": row.datastore, "datastore_version": row.datastore_version, "status": status,
-        "size_bytes": row.size_bytes if status == "COMPLETED" else 0,
-        "checksum": row.checksum if status == "COMPLETED" else "",
-        "location": location(row) if status == "COMPLETED" else "", "message": message},
+        "size_bytes": row.size_bytes if status in RESTORABLE else 0,
+        "checksum": row.checksum if status in RESTORABLE else "",
+        "location": location(row) if status in RESTORABLE else "", "message": message},
         subject=row.id, source=SOURCE)
     event.project = row.project_id
     return event
@@ -79,6 +91,7 @@ class BackupHandlers:
             await uow.conn.execute(delete(backupable).where(backupable.c.instance_id == iid))
             if event.type == "coffer.instance.deleted.v1":
                 await uow.conn.execute(delete(epochs).where(epochs.c.instance_id == iid))
+                await self._forget_strategy(uow, event, iid)
             if event.type == "coffer.instance.active.v1":
                 await uow.conn.execute(backupable.insert().values(
                     instance_id=iid, project_id=event.project, address=event.data["address"]))
@@ -122,7 +135,7 @@ class BackupHandlers:
                 id=backup_id, project_id=d["project_id"], instance_id=d["instance_id"], name=d["name"],
                 description=d.get("description") or "", parent_id=d.get("parent_id"),
                 datastore=d["datastore"], datastore_version=d["datastore_version"], status="NEW", message="",
-                container=container_for(d["project_id"]), object=f"{d['instance_id']}/{backup_id}",
+                container=await chosen_container(uow.conn, d), object=f"{d['instance_id']}/{backup_id}",
                 wrapped_key=backupkeys.wrap(self.master_key, data_key, backup_id), size_bytes=0, checksum="",
                 engine_meta="{}", created_at=utcnow(), deadline=utcnow() + timedelta(seconds=DEADLINE_SECONDS)))
             row = await self._row(uow, backup_id)
@@ -177,6 +190,93 @@ class BackupHandlers:
             return f"The parent backup {row.parent_id} is not a completed backup of this instance."
         return ""
 
+    # -- importing a backup Coffer wrote (restore_from) ---------------------------
+    async def import_requested(self, event: Event) -> None:
+        """A new backup RESTORED from an object and its manifest, or FAILED with why."""
+        d = event.data
+
+        async def apply(uow: UnitOfWork):
+            if await self._row(uow, d["backup_id"]) is not None:
+                return
+            manifest, problem = await self._importable(uow, d)
+            values = {"wrapped_key": "", "size_bytes": 0, "checksum": "", "engine_meta": "{}"}
+            if manifest:
+                values = {"wrapped_key": backupkeys.wrap(self.master_key, manifest.pop("data_key"), d["backup_id"]),
+                          "size_bytes": manifest["size_bytes"], "checksum": manifest["checksum"],
+                          "engine_meta": manifest["engine_meta"]}
+            await uow.conn.execute(backups.insert().values(
+                id=d["backup_id"], project_id=d["project_id"], instance_id="", name=d["name"],
+                description=d.get("description") or "", parent_id=None, datastore=d["datastore"],
+                datastore_version=d["datastore_version"], status="NEW", message="", container=d["container"],
+                # a refused import names no object: deleting it must not delete someone else's
+                object="" if problem else d["object"], created_at=utcnow(), deadline=None, **values))
+            row = await self._row(uow, d["backup_id"])
+            await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "NEW"))
+            if problem:
+                await self._set(uow, event, row.id, "FAILED", problem)
+            else:
+                await self._set(uow, event, row.id, "RESTORED")
+        await self.store.handled_once(event, apply)
+
+    async def _importable(self, uow: UnitOfWork, d: dict) -> tuple[dict | None, str]:
+        """The manifest of the object to import, with its data key unwrapped; or why not."""
+        where = f"{objectstore.kind()}://{d['container']}/{d['object']}"
+        owner = (await uow.conn.execute(select(backups.c.id).where(
+            backups.c.container == d["container"], backups.c.object == d["object"]))).scalar()
+        if owner:
+            return None, f"The object at {where} is backup {owner}'s: restore from that backup."
+        try:
+            manifest = await manifests.read(self.objects, d["container"], d["object"])
+            stored = await self.objects.head(d["container"], d["object"])
+        except (ObjectNotFound, ValueError):
+            manifest = None
+        # another project's backup reads as no backup at all: nothing about it is told
+        if manifest is None or manifest["project_id"] != d["project_id"]:
+            return None, f"There is no backup of this project at {where} (an object with its manifest)."
+        if manifest["parent_id"]:
+            return None, f"The backup at {where} is incremental: only a full backup can be imported."
+        if (manifest["datastore"], manifest["datastore_version"]) != (d["datastore"], d["datastore_version"]):
+            return None, (f"The backup at {where} is of {manifest['datastore']} {manifest['datastore_version']}, "
+                          f"not {d['datastore']} {d['datastore_version']}.")
+        if stored.size != manifest["size_bytes"]:
+            return None, f"The object at {where} has {stored.size} bytes where {manifest['size_bytes']} were stored."
+        try:
+            manifest["data_key"] = backupkeys.unwrap(self.master_key, manifest["wrapped_key"], manifest["id"])
+        except backupkeys.WrappedKeyError:
+            return None, f"The backup at {where} was sealed under another master key: it cannot be imported."
+        return manifest, ""
+
+    # -- backup strategies --------------------------------------------------------
+    async def strategy_requested(self, event: Event) -> None:
+        """Set or remove (swift_container null) a project's or an instance's strategy."""
+        d = event.data
+        instance_id = d.get("instance_id") or ""
+
+        async def apply(uow: UnitOfWork):
+            await uow.conn.execute(delete(strategies).where(strategies.c.project_id == d["project_id"],
+                                                            strategies.c.instance_id == instance_id))
+            if d.get("swift_container"):
+                await uow.conn.execute(strategies.insert().values(
+                    project_id=d["project_id"], instance_id=instance_id, container=d["swift_container"]))
+            changed = event.caused("coffer.backup.strategy_changed.v1", {
+                "project_id": d["project_id"], "instance_id": d.get("instance_id"), "backend": objectstore.kind(),
+                "swift_container": d.get("swift_container")}, subject=d["project_id"], source=SOURCE)
+            changed.project = d["project_id"]
+            await uow.emit(T.BACKUP_EVENTS, changed)
+        await self.store.handled_once(event, apply)
+
+    async def _forget_strategy(self, uow: UnitOfWork, cause: Event, instance_id: str) -> None:
+        """A deleted instance's strategy goes with it (its backups keep their container)."""
+        row = (await uow.conn.execute(select(strategies).where(strategies.c.instance_id == instance_id))).first()
+        if row is None:
+            return
+        await uow.conn.execute(delete(strategies).where(strategies.c.instance_id == instance_id))
+        changed = cause.caused("coffer.backup.strategy_changed.v1", {
+            "project_id": row.project_id, "instance_id": instance_id, "backend": objectstore.kind(),
+            "swift_container": None}, subject=row.project_id, source=SOURCE)
+        changed.project = row.project_id
+        await uow.emit(T.BACKUP_EVENTS, changed)
+
     # -- the agent's report -------------------------------------------------------
     async def command_result(self, event: Event) -> None:
         d = event.data
@@ -198,6 +298,10 @@ class BackupHandlers:
             output = json.loads(d.get("output") or "{}")
             await self._set(uow, event, backup_id, "COMPLETED", size_bytes=int(output["size_bytes"]),
                             checksum=output["sha256"], engine_meta=json.dumps(output.get("meta") or {}))
+            try:
+                await manifests.write(self.objects, await self._row(uow, backup_id))
+            except Exception as exc:  # the backup is whole; it only cannot be imported elsewhere
+                log(logger, logging.WARNING, "backup manifest not written", backup_id=backup_id, error=repr(exc))
         await self.store.handled_once(event, apply)
 
     # -- restore into a new instance ----------------------------------------------
@@ -249,7 +353,7 @@ class BackupHandlers:
             row = await self._row(uow, next_id)
             if row is None or row.project_id != project_id:
                 return [], f"Backup {next_id} does not exist (any more)."
-            if row.status != "COMPLETED":
+            if row.status not in RESTORABLE:
                 return [], f"Backup {row.id} is {row.status}, not COMPLETED."
             try:
                 stored = await self.objects.head(row.container, row.object)
@@ -298,7 +402,9 @@ class BackupHandlers:
                     backups.c.parent_id.in_([r.id for r in rows])))).all()]
             for row in reversed(doomed):
                 try:
-                    await self.objects.delete(row.container, row.object)
+                    if row.object:  # a refused import has none
+                        await self.objects.delete(row.container, row.object)
+                        await self.objects.delete(row.container, row.object + manifests.SUFFIX)
                 except Exception as exc:  # the user sees DELETE_FAILED and may delete again
                     log(logger, logging.ERROR, "backup object not deleted", backup_id=row.id, error=repr(exc))
                     await self._set(uow, event, row.id, "DELETE_FAILED", "The backup's object could not be "
@@ -306,7 +412,33 @@ class BackupHandlers:
                     return
                 await uow.conn.execute(delete(backups).where(backups.c.id == row.id))
                 await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "DELETED"))
+            for instance_id in {row.instance_id for row in doomed}:
+                await self._prune_archive(uow, instance_id)
         await self.store.handled_once(event, apply)
+
+    async def _prune_archive(self, uow: UnitOfWork, instance_id: str) -> None:
+        """Delete the instance's archived WAL / binlogs that no remaining backup can use
+        (services/backup/archive_retention.py). A running backup's start is not known
+        yet: the archive is left alone until the next deletion."""
+        archive = (await uow.conn.execute(select(archives).where(archives.c.instance_id == instance_id))).first()
+        if archive is None:
+            return
+        left = (await uow.conn.execute(select(backups).where(backups.c.instance_id == instance_id))).all()
+        if any(b.status in ("NEW", "BUILDING") for b in left):
+            return
+        starts = [json.loads(b.engine_meta).get("archive_from")
+                  for b in left if b.status == "COMPLETED" and b.parent_id is None]
+        try:
+            names = [o.name[len(archive.prefix):] for o in await self.objects.list(archive.container, archive.prefix)]
+            doomed = archive_retention.unneeded(names, starts)
+            for name in doomed:
+                await self.objects.delete(archive.container, archive.prefix + name)
+        except Exception as exc:  # what is left goes with the next deletion
+            log(logger, logging.WARNING, "log archive not pruned", instance_id=instance_id, error=repr(exc))
+            return
+        if doomed:
+            log(logger, logging.INFO, "log archive pruned", instance_id=instance_id, deleted=len(doomed),
+                kept=len(names) - len(doomed))
 
     # -- deadlines ----------------------------------------------------------------
     async def expire(self) -> int:

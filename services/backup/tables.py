@@ -52,6 +52,15 @@ backups = Table(
     Column("deadline", UtcDateTime()),
 )
 
+# Backup strategies (Trove's): the container new backups of a project, or of one of its
+# instances, go into. instance_id "" is the project's; an instance's wins over it.
+strategies = Table(
+    "backup_strategies", metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("instance_id", String(36), primary_key=True),
+    Column("container", String(255), nullable=False),
+)
+
 # Restores under way: a new instance being filled from a backup chain by its agent.
 restores = Table(
     "restores", metadata,

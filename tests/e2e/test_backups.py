@@ -4,10 +4,13 @@ local object store; the backup service records them and says so on
 coffer.backup.events."""
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -193,6 +196,67 @@ def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client
     wait_gone(client, from_incremental.id, timeout=90)
 
 
+def archive_names(stack, instance_id: str, kind: str) -> set[str]:
+    """The instance's archived WAL segments or binlogs ("wal", "binlog") in the local store."""
+    directory = stack.home / "objects" / f"coffer-backups-{stack.project}" / instance_id / kind
+    return {p.name for p in directory.iterdir() if not p.name.startswith(".")}
+
+
+def pg_switch_wal(stack, instance_id: str) -> None:
+    """An operator's nudge instead of waiting for archive_timeout: close the current
+    segment, and wait until it is archived."""
+    with psycopg.connect(host=str(stack.home / "instances" / instance_id / "run"), user="postgres",
+                         dbname="postgres", autocommit=True) as conn:
+        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+    wait_for(lambda: segment in archive_names(stack, instance_id, "wal"), 60, interval=0.2,
+             what=f"WAL segment {segment} archived")
+
+
+def test_deleting_backups_prunes_the_wal_archive_to_what_the_kept_ones_need(stack, client, instances):
+    iid, address = instances["postgresql"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    [first] = [b for b in client.instances.backups(iid) if b.parent_id is None]
+    for n in (10, 11):  # segments closed before the next full backup starts
+        pg_write(address, [f"INSERT INTO moments VALUES ({n}, 'before the second full')"])
+        pg_switch_wal(stack, iid)
+    older = archive_names(stack, iid, "wal")
+    # (written into the new segment: the backup starts inside it, not at its very start,
+    # where the segment before would count as the one it starts in)
+    pg_write(address, ["INSERT INTO moments VALUES (12, 'just before the second full')"])
+    second = wait_backup(client, client.backups.create("pg-full-2", instance=iid).id)
+    assert second.status == "COMPLETED", getattr(second, "fail_reason", None)
+    pg_write(address, ["INSERT INTO moments VALUES (13, 'after the second full')"])
+    time.sleep(1)
+    with psycopg.connect(host=address, port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        target = conn.execute("SELECT now()").fetchone()[0]
+    time.sleep(1)
+    pg_write(address, ["INSERT INTO moments VALUES (14, 'after the moment')"])
+    pg_switch_wal(stack, iid)
+    before = archive_names(stack, iid, "wal")
+
+    # the first chain goes (its incremental with it): what only it could use goes too
+    client.backups.delete(first.id)
+    wait_for(lambda: first.id not in {b.id for b in client.instances.backups(iid)}, 30, what="the first chain deleted")
+    after = archive_names(stack, iid, "wal")
+    assert older and not older & after, "segments older than the kept full backup are still archived"
+    assert after & before and after & before < before  # (the agent may have shipped a newer one meanwhile)
+    # and the kept backup still restores to any moment after it
+    at_moment = client.instances.create("pg-pitr-pruned", "d1", volume={"size": 1}, databases=[{"name": "appdb"}],
+                                        users=USERS, restorePoint={"backupRef": second.id,
+                                                                   "restore_time": target.isoformat()})
+    at_moment = wait_active(client, at_moment.id, timeout=120)
+    with psycopg.connect(host=at_moment.ip[0], port=5432, user="app", password=PASSWORD, dbname="appdb") as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM moments WHERE id >= 10 ORDER BY id").fetchall()] == \
+            [10, 11, 12, 13]
+    client.instances.delete(at_moment.id)
+
+    # the instance's last backup goes: nothing archived until then is needed
+    client.backups.delete(second.id)
+    wait_for(lambda: not client.instances.backups(iid), 30, what="the last backup deleted")
+    assert not before & archive_names(stack, iid, "wal")
+    wait_gone(client, at_moment.id, timeout=90)
+
+
 def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack, client, instances):
     iid, address = instances["mariadb"]
     maria_write(address, ["CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)",
@@ -245,6 +309,20 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
     client.instances.delete(at_moment.id)
     objects = [object_path(stack, b) for b in (full, incremental, explicit)]
     assert all(p.exists() for p in objects)
+    # a second full backup; the binlog it starts in, closed, is archived
+    with pymysql.connect(unix_socket=socket, user="root") as root, root.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        second_from = cur.fetchone()[0]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    second = wait_backup(client, client.backups.create("maria-full-2", instance=iid).id)
+    assert second.status == "COMPLETED", getattr(second, "fail_reason", None)
+    with pymysql.connect(unix_socket=socket, user="root") as root, root.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        active = cur.fetchone()[0]
+        cur.execute("FLUSH BINARY LOGS")
+    wait_for(lambda: active in archive_names(stack, iid, "binlog"), 60, interval=0.2, what=f"binlog {active} archived")
+    before = archive_names(stack, iid, "binlog")
+    assert any(name < second_from for name in before)
 
     client.backups.delete(full.id)
 
@@ -257,6 +335,14 @@ def test_mariadb_full_and_incremental_chain_and_delete_takes_the_children(stack,
     assert not any(p.exists() for p in objects)
     with pytest.raises(trove_exc.NotFound):
         client.backups.get(incremental.id)
+    # the binlogs older than the kept full backup went with the chain; the ones it needs stayed
+    after = archive_names(stack, iid, "binlog")
+    assert not {name for name in before if name < second_from} & after
+    assert active in after and after & before < before
+    # the last backup goes: nothing archived until then is needed
+    client.backups.delete(second.id)
+    wait_for(lambda: not client.instances.backups(iid), 30, what="the last backup deleted")
+    assert not before & archive_names(stack, iid, "binlog")
 
 
 def test_a_redis_backup_is_an_rdb_snapshot(stack, client, instances):
@@ -309,6 +395,41 @@ def test_restore_points_are_checked(client, instances):
                                 datastore_version=installed_pg_version(), restorePoint={"backupRef": backup.id})
 
 
+async def set_shown_size(backup_id: str, size_bytes: int) -> None:
+    """The size the API's view of a backup records (a backup of more than a GB is
+    too heavy to make on this machine: the view is told one was stored)."""
+    from sqlalchemy import update
+
+    from plumbing.config import database_url
+    from plumbing.db import make_engine
+    from services.api.tables import backups
+    engine = make_engine(database_url("api"))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(backups).where(backups.c.id == backup_id).values(size_bytes=size_bytes))
+    finally:
+        await engine.dispose()
+
+
+def test_a_restore_into_a_volume_smaller_than_the_backup_is_refused(stack, client, instances):
+    iid, _ = instances["redis"]
+    backup = next(b for b in client.instances.backups(iid) if b.status == "COMPLETED")
+    stored = round(backup.size * 1024 ** 3)
+    in_use = {q.resource: q.in_use for q in client.quota.show(stack.project)}
+    listed = {i.id for i in client.instances.list()}
+    asyncio.run(set_shown_size(backup.id, 3 * 1024 ** 3))
+    try:
+        with pytest.raises(trove_exc.BadRequest) as refused:
+            client.instances.create("too-small", "d1", volume={"size": 2}, restorePoint={"backupRef": backup.id},
+                                    users=[{"name": "app", "password": PASSWORD}])
+        assert "volume size (2 GB) is smaller than the backup size (3.00 GB)" in str(refused.value)
+        # nothing was made, nothing counted
+        assert {i.id for i in client.instances.list()} == listed
+        assert {q.resource: q.in_use for q in client.quota.show(stack.project)} == in_use
+    finally:
+        asyncio.run(set_shown_size(backup.id, stored))
+
+
 def test_bad_requests_get_trove_answers(client, instances):
     iid, _ = instances["redis"]
     wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
@@ -322,6 +443,150 @@ def test_bad_requests_get_trove_answers(client, instances):
     failed = wait_backup(client, client.backups.create("redis-inc", instance=iid, incremental=1).id)
     assert failed.status == "FAILED" and "incremental" in failed.fail_reason
     wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE after a failed backup")
+
+
+def osc_backup_strategy(stack, token: str, *args: str):
+    """`openstack database backup strategy ...` as the holder of `token`."""
+    return subprocess.run([str(Path(sys.executable).with_name("openstack")), "--os-auth-type", "admin_token",
+                           "--os-token", token, "--os-endpoint", f"{stack.api_url}/v1.0/{stack.project}",
+                           "database", "backup", "strategy", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_backup_strategies_choose_where_new_backups_go(stack, client, instances):
+    from coffer.cli import _create_token
+    iid, address = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    redis.Redis(host=address, port=6379, username="app", password=PASSWORD, socket_timeout=5).set("where", "strategy")
+
+    def strategies():
+        return {s.instance_id: s.swift_container for s in client.backup_strategies.list()}
+
+    def backed_up(**container):
+        wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+        done = wait_backup(client, client.backups.create("strategy", instance=iid, **container).id)
+        assert done.status == "COMPLETED", getattr(done, "fail_reason", None)
+        assert object_path(stack, done).exists()
+        return done
+
+    # the project's strategy with the openstack CLI, the instance's with python-troveclient
+    made = osc_backup_strategy(stack, stack.member_token, "create", "--swift-container", "team-backups", "-f", "json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout) == {"backend": "local", "instance_id": "", "project_id": stack.project,
+                                       "swift_container": "team-backups"}
+    client.backup_strategies.create(instance_id=iid, swift_container="redis-backups")
+    wait_for(lambda: strategies() == {"": "team-backups", iid: "redis-backups"}, 30, what="both strategies listed")
+    listed = osc_backup_strategy(stack, stack.member_token, "list", "--instance-id", iid, "-f", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == [{"Project ID": stack.project, "Instance ID": iid,
+                                          "Swift Container": "redis-backups"}]
+
+    # the instance's strategy wins over the project's, a backup's own container over both
+    into_instances = backed_up()
+    assert into_instances.locationRef == f"local://redis-backups/{iid}/{into_instances.id}"
+    one_off = backed_up(swift_container="one-off")
+    assert one_off.locationRef.startswith("local://one-off/")
+    client.backup_strategies.delete(instance_id=iid)
+    wait_for(lambda: strategies() == {"": "team-backups"}, 30, what="the instance's strategy removed")
+    into_project = backed_up()
+    assert into_project.locationRef.startswith("local://team-backups/")
+    deleted = osc_backup_strategy(stack, stack.member_token, "delete")
+    assert deleted.returncode == 0, deleted.stderr
+    wait_for(lambda: strategies() == {}, 30, what="the project's strategy removed")
+    default = backed_up()
+    assert default.locationRef.startswith(f"local://coffer-backups-{stack.project}/")
+
+    # a backup in a strategy's container restores as any other
+    restored = wait_active(client, restore(client, into_instances, "from-strategy",
+                                           users=[{"name": "app", "password": PASSWORD}], databases=()).id)
+    assert redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD,
+                       socket_timeout=5).get("where") == b"strategy"
+    # an instance's strategy goes with the instance
+    client.backup_strategies.create(instance_id=restored.id, swift_container="short-lived")
+    wait_for(lambda: strategies() == {restored.id: "short-lived"}, 30, what="the restored instance's strategy")
+    client.instances.delete(restored.id)
+    wait_for(lambda: strategies() == {}, 90, what="the deleted instance's strategy removed")
+
+    # Trove's answers to bad requests; a reader lists but does not set
+    url, headers = f"{stack.api_url}/v1.0/{stack.project}/backup_strategies", {"X-Auth-Token": stack.member_token}
+    for body, status in (({"backup_strategy": {}}, 400),
+                         ({"backup_strategy": {"swift_container": "c", "backend": "swift"}}, 400),
+                         ({"backup_strategy": {"swift_container": "../elsewhere"}}, 400),
+                         ({"backup_strategy": {"swift_container": "c", "instance_id": str(uuid.uuid4())}}, 404)):
+        answer = requests.post(url, headers=headers, json=body, timeout=30)
+        assert answer.status_code == status, answer.text
+    reader = {"X-Auth-Token": asyncio.run(_create_token(stack.project, "reader"))}
+    assert requests.get(url, headers=reader, timeout=30).status_code == 200
+    assert requests.post(url, headers=reader, json={"backup_strategy": {"swift_container": "c"}},
+                         timeout=30).status_code == 403
+    assert requests.get(url, headers=headers, params={"project_id": "another"}, timeout=30).status_code == 403
+    for backup in (into_instances, one_off, into_project, default):
+        client.backups.delete(backup.id)
+    wait_gone(client, restored.id, timeout=90)
+
+
+def test_a_backup_coffer_wrote_is_imported_from_another_place_and_restores(stack, client, instances):
+    import shutil
+
+    from plumbing import backupkeys
+    iid, address = instances["redis"]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    redis.Redis(host=address, port=6379, username="app", password=PASSWORD, socket_timeout=5).set("from", "elsewhere")
+    original = wait_backup(client, client.backups.create("to-import", instance=iid).id)
+    assert original.status == "COMPLETED", getattr(original, "fail_reason", None)
+    source = object_path(stack, original)
+    manifest = json.loads(source.with_name(source.name + ".manifest").read_text())
+    assert manifest["id"] == original.id and "data_key" not in manifest  # the key only wrapped
+    # another deployment's object (same master key): the object and its manifest, no record of them here
+    elsewhere = stack.home / "objects" / "other-deployment" / "exported"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(source, elsewhere / "redis-backup")
+    (elsewhere / "redis-backup.manifest").write_text(json.dumps(manifest))
+    version_id = original.datastore["version_id"]
+
+    def imported(location: str):
+        made = client.backups.create("imported", None, restore_from=location, restore_ds_version=version_id,
+                                     restore_size=original.size)
+        assert made.status == "NEW" and made.instance_id is None
+        return wait_for(lambda: (b := client.backups.get(made.id)).status in ("RESTORED", "FAILED") and b, 60,
+                        interval=0.2, what="the import to end")
+
+    done = imported("local://other-deployment/exported/redis-backup")
+    assert done.status == "RESTORED", getattr(done, "fail_reason", None)
+    assert done.locationRef == "local://other-deployment/exported/redis-backup" and done.size == original.size
+    restored = wait_active(client, restore(client, done, "from-import", users=[{"name": "app", "password": PASSWORD}],
+                                           databases=()).id)
+    assert redis.Redis(host=restored.ip[0], port=6379, username="app", password=PASSWORD,
+                       socket_timeout=5).get("from") == b"elsewhere"
+    client.instances.delete(restored.id)
+
+    # what cannot be imported fails with why: a backup recorded here, one sealed under another master key
+    twice = imported(original.locationRef)
+    assert twice.status == "FAILED" and f"backup {original.id}'s" in twice.fail_reason
+    shutil.copy(source, elsewhere / "other-key")
+    foreign = {**manifest, "wrapped_key": backupkeys.wrap(backupkeys.new_data_key(), backupkeys.new_data_key(),
+                                                          original.id)}
+    (elsewhere / "other-key.manifest").write_text(json.dumps(foreign))
+    sealed_elsewhere = imported("local://other-deployment/exported/other-key")
+    assert sealed_elsewhere.status == "FAILED" and "another master key" in sealed_elsewhere.fail_reason
+    with pytest.raises(trove_exc.BadRequest):
+        client.backups.create("x", None, restore_from="swift://c/o", restore_ds_version=version_id, restore_size=1)
+    with pytest.raises(trove_exc.NotFound):
+        client.backups.create("x", None, restore_from="local://c/o", restore_ds_version=str(uuid.uuid4()),
+                              restore_size=1)
+    # a refused import deletes nothing; an imported backup's object goes with it
+    for backup in (twice, sealed_elsewhere, done):
+        client.backups.delete(backup.id)
+
+    def deleted(backup_id: str) -> bool:
+        try:
+            client.backups.get(backup_id)
+            return False
+        except trove_exc.NotFound:
+            return True
+    wait_for(lambda: all(deleted(b.id) for b in (twice, sealed_elsewhere, done)), 30, what="the imports deleted")
+    assert source.exists() and (elsewhere / "other-key").exists() and not (elsewhere / "redis-backup").exists()
+    client.backups.delete(original.id)
+    wait_gone(client, restored.id, timeout=90)
 
 
 def test_a_schedule_fires_and_retention_keeps_the_newest_chain(stack, client, instances):

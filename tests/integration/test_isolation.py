@@ -48,6 +48,7 @@ BODIES = {
     ("post", f"{V}/instances/{{instance}}/log"): {"name": "general"},
     ("post", f"{V}/instances/{{instance}}/schedules"): {"schedule": {"action": "stop", "cron": "0 0 1 1 *"}},
     ("post", f"{V}/backups"): {"backup": {"name": "from-b", "instance": "{instance}"}},
+    ("post", f"{V}/backup_strategies"): {"backup_strategy": {"swift_container": "from-b", "instance_id": "{instance}"}},
     ("post", f"{V}/configurations"): {"configuration": {"name": "from-b", "values": {}}},
     ("patch", f"{V}/configurations/{{configuration}}"): {"configuration": {"values": {}}},
     ("put", f"{V}/configurations/{{configuration}}"): {"configuration": {"values": {}}},
@@ -119,6 +120,12 @@ def tenants(stack, doc):
     if "post" in paths.get(schedules, {}):
         made = a.call("member", "post", fill(schedules, values), {"schedule": {"action": "stop", "cron": "0 0 1 1 *"}})
         assert made.status_code == 200, made.text
+    if "post" in paths.get(f"{V}/backup_strategies", {}):
+        made = a.call("member", "post", f"{V}/backup_strategies", {"backup_strategy": {
+            "swift_container": "iso-a-container", "instance_id": inst.id}})
+        assert made.status_code == 202, made.text
+        wait_for(lambda: inst.id in a.call("reader", "get", f"{V}/backup_strategies").text, 30,
+                 what="A's backup strategy listed")
     if "post" in paths.get(f"{V}/backups", {}):
         made = a.call("member", "post", f"{V}/backups", {"backup": {"name": "iso-a-backup", "instance": inst.id}})
         assert made.status_code == 202, made.text

@@ -77,3 +77,19 @@ async def test_a_sealed_backup_round_trips_through_swift_and_tampering_is_caught
     await store.put("project-a", "b-9/full", chunks(bytes(sealed)))
     with pytest.raises(IntegrityError):
         await collect(unseal(store.get("project-a", "b-9/full"), key, sealing.sha256))
+
+
+async def test_any_container_name_a_backup_strategy_takes_works_in_swift(swift):
+    """The names the API lets a backup strategy or a backup choose (objectstore.CONTAINER_NAME)
+    are names Swift takes; a WAL archive in such a container is listed and pruned by prefix."""
+    store = SwiftStore(connect(swift.url))
+    for container in ("team.backups_2026-q4", "x" * 255, "9"):
+        assert objectstore.CONTAINER_NAME.match(container)
+        for segment in ("000000010000000000000001", "000000010000000000000002"):
+            await store.put(container, f"inst-1/wal/{segment}", chunks(b"wal"))
+        assert [o.name for o in await store.list(container, "inst-1/wal/")] == [
+            "inst-1/wal/000000010000000000000001", "inst-1/wal/000000010000000000000002"]
+        await store.delete(container, "inst-1/wal/000000010000000000000001")
+        assert [o.name for o in await store.list(container, "inst-1/wal/")] == ["inst-1/wal/000000010000000000000002"]
+    for refused in ("a/b", "..", ".hidden", "", "x" * 256):
+        assert not objectstore.CONTAINER_NAME.match(refused)
