@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+from typing import Callable
 
 from opentelemetry import context, trace
 from sqlalchemy import (Column, Integer, LargeBinary, MetaData, String, Table, Text,
@@ -75,8 +76,11 @@ class UnitOfWork:
             self._end_span(error)
             raise
         self._end_span(exc)
-        if exc_type is None and self._emitted:
-            self.store.relay_wakeup.set()
+        if exc_type is None:
+            if self._emitted:
+                self.store.relay_wakeup.set()
+            for listener in self.store.commit_listeners:
+                listener()
         return result
 
     def _end_span(self, error: BaseException | None) -> None:
@@ -140,6 +144,9 @@ class Store:
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
         self.relay_wakeup = asyncio.Event()
+        # called after each unit of work commits, before its caller goes on (an
+        # in-memory read model forgets what the commit may have changed)
+        self.commit_listeners: list[Callable[[], None]] = []
         self.db_attributes = {"db.system.name": engine.dialect.name,
                               "db.namespace": engine.url.database or "", "coffer.service": source}
         self._depth_measured = 0.0
