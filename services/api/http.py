@@ -162,11 +162,11 @@ def build_app(store: Store, tracer, tokens: identity.TokenValidator | None = Non
 
     async def instance_views_lifecycle(app):
         kept = app["instance_views"]
-        store.commit_listeners.append(kept.forget_all)  # read-your-writes: forgotten before the answer
+        store.commit_listeners.append(kept.committed)  # read-your-writes: forgotten before the answer
         await kept.start()
         yield
         await kept.close()
-        store.commit_listeners.remove(kept.forget_all)
+        store.commit_listeners.remove(kept.committed)
     app.cleanup_ctx.append(instance_views_lifecycle)
     groups = route_groups(store)
     document = openapi.document(groups)

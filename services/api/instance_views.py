@@ -2,8 +2,9 @@
 the JSON bodies served, so that a read costs no database round trip.
 
 Never stale, whoever changes the state:
-- a change this process commits (a request, a projection of an event, a periodic
-  task) forgets every view before the request that made it answers;
+- a unit of work of this process that wrote one of the tables the views are made of
+  (a request, a projection of an event, a periodic task) forgets every view once
+  committed, before the request that made it answers;
 - any other writer (another API process, a CLI, an operator's psql) is seen through
   a PostgreSQL trigger on the tables the views are made of, which NOTIFYs the project
   changed; each process LISTENs and forgets that project's views;
@@ -31,6 +32,7 @@ LISTENER_NAME = "coffer-api-instance-views"  # the LISTEN connection, as pg_stat
 
 # every table a view is made of: instances (the rows, a primary's replicas) and
 # configurations (a group's name in the detail view); the payload is the project
+TABLES = frozenset({"instances", "configurations"})
 TRIGGER_SQL = (f"""
 CREATE OR REPLACE FUNCTION coffer_instance_views_changed() RETURNS trigger AS $$
 BEGIN
@@ -41,7 +43,7 @@ BEGIN
   IF TG_OP <> 'INSERT' THEN PERFORM pg_notify('{CHANNEL}', OLD.project_id); END IF;
   IF TG_OP <> 'DELETE' THEN PERFORM pg_notify('{CHANNEL}', NEW.project_id); END IF;
   RETURN NULL;
-END $$ LANGUAGE plpgsql""", *(statement for table in ("instances", "configurations") for statement in (
+END $$ LANGUAGE plpgsql""", *(statement for table in sorted(TABLES) for statement in (
     f"CREATE OR REPLACE TRIGGER instance_views_rows AFTER INSERT OR UPDATE OR DELETE ON {table} "
     f"FOR EACH ROW EXECUTE FUNCTION coffer_instance_views_changed()",
     f"CREATE OR REPLACE TRIGGER instance_views_truncate AFTER TRUNCATE ON {table} "
@@ -76,6 +78,11 @@ class InstanceViews:
         self._views[key] = (project, body)
 
     # -- forgetting ----------------------------------------------------------
+    def committed(self, tables: frozenset[str]) -> None:
+        """A unit of work of this process committed, having written `tables`."""
+        if not TABLES.isdisjoint(tables):
+            self.forget_all()
+
     def forget_all(self) -> None:
         self._changes += 1
         self._views.clear()
