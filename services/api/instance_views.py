@@ -27,21 +27,27 @@ logger = logging.getLogger("api")
 CHANNEL = "coffer_instance_views"
 MAX_VIEWS = 4096  # then all are dropped: query strings and Host headers are the callers' to vary
 RECONNECT_SECONDS = 1.0
-CHECK_SECONDS = 5.0
-LISTENER_NAME = "coffer-api-instance-views"  # the LISTEN connection, as pg_stat_activity names it  # a LISTEN connection that no longer answers is treated as lost
+CHECK_SECONDS = 5.0  # a LISTEN connection that no longer answers is treated as lost
+LISTENER_NAME = "coffer-api-instance-views"  # the LISTEN connection, as pg_stat_activity names it
 
 # every table a view is made of: instances (the rows, a primary's replicas) and
-# configurations (a group's name in the detail view); the payload is the project
+# configurations (a group's name in the detail view). The payload is the project whose
+# views changed, or "" for all: a configuration (rare; may be shown on an instance an
+# admin reached by id), a replica (its primary may be another project's), a truncation.
 TABLES = frozenset({"instances", "configurations"})
 TRIGGER_SQL = (f"""
 CREATE OR REPLACE FUNCTION coffer_instance_views_changed() RETURNS trigger AS $$
 BEGIN
-  IF TG_OP = 'TRUNCATE' THEN
+  IF TG_OP = 'TRUNCATE' OR TG_TABLE_NAME <> 'instances' THEN
     PERFORM pg_notify('{CHANNEL}', '');
     RETURN NULL;
   END IF;
-  IF TG_OP <> 'INSERT' THEN PERFORM pg_notify('{CHANNEL}', OLD.project_id); END IF;
-  IF TG_OP <> 'DELETE' THEN PERFORM pg_notify('{CHANNEL}', NEW.project_id); END IF;
+  IF TG_OP <> 'INSERT' THEN
+    PERFORM pg_notify('{CHANNEL}', CASE WHEN OLD.replica_of_id IS NULL THEN OLD.project_id ELSE '' END);
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    PERFORM pg_notify('{CHANNEL}', CASE WHEN NEW.replica_of_id IS NULL THEN NEW.project_id ELSE '' END);
+  END IF;
   RETURN NULL;
 END $$ LANGUAGE plpgsql""", *(statement for table in sorted(TABLES) for statement in (
     f"CREATE OR REPLACE TRIGGER instance_views_rows AFTER INSERT OR UPDATE OR DELETE ON {table} "

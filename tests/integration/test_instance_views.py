@@ -149,3 +149,21 @@ async def test_without_its_listen_connection_the_api_reads_the_database(api):
     assert await names(api) == (["renamed-unheard"], "renamed-unheard")  # read from the database
     await until(lambda: views.listening, "the LISTEN connection to come back")
     assert await names(api) == (["renamed-unheard"], "renamed-unheard")
+
+
+async def test_a_replica_another_writer_adds_in_another_project_shows_on_its_primary(api):
+    path = f"/instances/{api.instance_id}"
+    _, shown = await get(api, path)
+    assert "replicas" not in shown["instance"]
+    assert kept(api, path)
+    replica = str(uuid.uuid4())
+    await asyncio.to_thread(another_writer, api.store.engine.url, (
+        "INSERT INTO instances (id, project_id, name, status, operating_status, flavor_id, volume_gb, datastore,"
+        " datastore_version, datastore_version_number, failover_enabled, synchronous, created_at, updated_at,"
+        f" replica_of_id) VALUES ('{replica}', '{OTHER}', 'replica', 'BUILD', '', 'd1', 1, 'postgresql', '15', '15',"
+        f" false, false, now(), now(), '{api.instance_id}')"))
+
+    async def replicas_shown():
+        _, shown = await get(api, path)
+        return [r["id"] for r in shown["instance"].get("replicas", [])] == [replica]
+    await until(replicas_shown, "the replica on its primary")
