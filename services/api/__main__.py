@@ -38,6 +38,8 @@ async def main() -> None:
     await site.start()
     # what start-up made (modules, schemas, the app) lives as long as the process: out of
     # the collector's sight, a full collection no longer pauses every request for it
+    # (start-up's garbage is collected first, or it would be kept for good)
+    gc.collect()
     gc.freeze()
 
     async def expire_unanswered_operations():
