@@ -25,7 +25,7 @@ from plumbing.outbox import Store
 
 logger = logging.getLogger("api")
 CHANNEL = "coffer_instance_views"
-MAX_VIEWS = 4096  # then all are dropped: query strings and Host headers are the callers' to vary
+MAX_VIEWS = 1024  # then all are dropped (≤ ~20 MB): query strings and Host headers are the callers' to vary
 RECONNECT_SECONDS = 1.0
 CHECK_SECONDS = 5.0  # a LISTEN connection that no longer answers is treated as lost
 LISTENER_NAME = "coffer-api-instance-views"  # the LISTEN connection, as pg_stat_activity names it
