@@ -36,7 +36,10 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    # No liveness ping per checkout (a round trip per request): a connection the server
+    # closed (a restart) fails its statement, which makes the pool drop every older
+    # connection; the API answers such a read again (http.py), consumers retry handlers.
+    return create_async_engine(url, pool_size=5, max_overflow=5)
 
 
 SCHEMA_LOCK_KEY = 0x436F66666572  # "Coffer": one schema change at a time per database

@@ -7,10 +7,11 @@ import asyncio
 import json
 import logging
 import time
+from typing import Callable
 
 from opentelemetry import context, trace
 from sqlalchemy import (Column, Integer, LargeBinary, MetaData, String, Table, Text,
-                        delete, func, insert, select)
+                        delete, event, func, insert, select)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -43,6 +44,16 @@ def add_tables(metadata: MetaData) -> tuple[Table, Table]:
     return outbox, inbox
 
 
+WRITTEN = "coffer.tables_written"  # in a database connection's info: what its transaction wrote
+
+
+def _note_written(conn, statement, *_args) -> None:
+    """Note the table of each INSERT/UPDATE/DELETE made with SQLAlchemy's constructs
+    (a text() statement is not seen)."""
+    if getattr(statement, "is_dml", False):
+        conn.info.setdefault(WRITTEN, set()).add(statement.table.name)
+
+
 class UnitOfWork:
     """One transaction: state changes + inbox + outbox. Use as `async with uow_factory() as uow`."""
 
@@ -63,20 +74,26 @@ class UnitOfWork:
         try:
             self._ctx = self.store.engine.begin()
             self.conn = await self._ctx.__aenter__()
+            self.conn.info.pop(WRITTEN, None)  # left by an earlier user of the database connection
         except BaseException as error:
             self._end_span(error)
             raise
         return self
 
     async def __aexit__(self, exc_type, exc, tb):
+        written = frozenset(self.conn.info.pop(WRITTEN, ()))
         try:
             result = await self._ctx.__aexit__(exc_type, exc, tb)
         except BaseException as error:  # the commit failed (e.g. the inbox's key)
             self._end_span(error)
             raise
         self._end_span(exc)
-        if exc_type is None and self._emitted:
-            self.store.relay_wakeup.set()
+        if exc_type is None:
+            if self._emitted:
+                self.store.relay_wakeup.set()
+            if written:
+                for listener in self.store.commit_listeners:
+                    listener(written)
         return result
 
     def _end_span(self, error: BaseException | None) -> None:
@@ -140,6 +157,11 @@ class Store:
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
         self.relay_wakeup = asyncio.Event()
+        # called with the names of the tables a unit of work wrote once it committed,
+        # before its caller goes on (an in-memory read model forgets what changed)
+        self.commit_listeners: list[Callable[[frozenset[str]], None]] = []
+        if not event.contains(engine.sync_engine, "after_execute", _note_written):
+            event.listen(engine.sync_engine, "after_execute", _note_written)
         self.db_attributes = {"db.system.name": engine.dialect.name,
                               "db.namespace": engine.url.database or "", "coffer.service": source}
         self._depth_measured = 0.0

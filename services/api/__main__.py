@@ -1,5 +1,6 @@
 """Entry point: python -m services.api"""
 import asyncio
+import gc
 import os
 
 from aiohttp import web
@@ -35,6 +36,12 @@ async def main() -> None:
     site = web.TCPSite(runner, os.environ.get("COFFER_API_HOST", "127.0.0.1"),
                        int(os.environ.get("COFFER_API_PORT", "8779")))
     await site.start()
+    # what start-up made (modules, schemas, the app) lives as long as the process: out of
+    # the collector's sight, a full collection no longer pauses every request for it
+    # (start-up's garbage is collected first, or it would be kept for good)
+    gc.collect()
+    gc.freeze()
+
     async def expire_unanswered_operations():
         await operations.expire_unanswered(rt.store)
         await backups_view.expire_unanswered(rt.store, operations.OUTCOME_TIMEOUT_SECONDS)

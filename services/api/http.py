@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 from opentelemetry import trace
+from sqlalchemy.exc import DBAPIError
 
 from plumbing import metrics, tracing
 from plumbing.logs import log
@@ -25,6 +26,7 @@ from .datastores import Datastores
 from .faults import FAULT_NAMES, Fault, not_found, rate_limited
 from .flavors import Flavors
 from .guest_logs import GuestLogs
+from .instance_views import InstanceViews
 from .instances import Instances
 from .mgmt import Mgmt
 from .mgmt_guest import MgmtGuest
@@ -42,6 +44,7 @@ from .upgrade import Upgrade
 from .vault import Vault
 
 logger = logging.getLogger("api")
+READS = frozenset({"GET", "HEAD"})
 
 
 @web.middleware
@@ -60,7 +63,7 @@ async def faults_middleware(request: web.Request, handler):
                                           "http.request.method": request.method, "url.path": request.path,
                                           "http.route": route, "coffer.request_id": request_id}) as span:
         try:
-            response = await handler(request)
+            response = await answer_once_more_on_a_dead_connection(request, handler)
         except Fault as fault:
             response = fault
         except web.HTTPNotFound:
@@ -88,6 +91,18 @@ async def faults_middleware(request: web.Request, handler):
         return response
 
 
+async def answer_once_more_on_a_dead_connection(request: web.Request, handler):
+    """A read that met a pooled connection the database had closed (a restart) runs
+    once more: the pool dropped the dead connections, the next one is fresh. A
+    write is not repeated (it may have been committed before the connection died)."""
+    try:
+        return await handler(request)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated or request.method not in READS:
+            raise
+    return await handler(request)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     """Every /v1.0/{project} request: a valid token (401), for the project in the
@@ -106,7 +121,7 @@ async def auth_middleware(request: web.Request, handler):
     if caller.project != project:
         raise Fault(403, f"User with tenant id {caller.project} cannot access this resource.")
     request["project"], request["role"] = caller.project, caller.role
-    policy.authorize(request, "api:read" if request.method in ("GET", "HEAD") else "api:write")
+    policy.authorize(request, "api:read" if request.method in READS else "api:write")
     delay = request.app["rate_limiter"].check(project, request.method,
                                               request.path[len(f"/v1.0/{project}"):])
     if delay is not None:
@@ -152,6 +167,16 @@ def build_app(store: Store, tracer, tokens: identity.TokenValidator | None = Non
         yield
         await app["tokens"].close()
     app.cleanup_ctx.append(tokens_lifecycle)
+    app["instance_views"] = InstanceViews(store)
+
+    async def instance_views_lifecycle(app):
+        kept = app["instance_views"]
+        store.commit_listeners.append(kept.committed)  # read-your-writes: forgotten before the answer
+        await kept.start()
+        yield
+        await kept.close()
+        store.commit_listeners.remove(kept.committed)
+    app.cleanup_ctx.append(instance_views_lifecycle)
     groups = route_groups(store)
     document = openapi.document(groups)
 

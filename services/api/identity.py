@@ -2,6 +2,7 @@
 (built-in tokens, `auth.BuiltinTokens`, or Keystone, `keystone.KeystoneTokens`)."""
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,7 +18,7 @@ class Identity:
     user: str
     roles: frozenset[str]
 
-    @property
+    @functools.cached_property  # asked on every request of a token the validator remembers
     def role(self) -> str:
         """The strongest of Coffer's roles this identity holds ("" for none)."""
         return next((r for r in ("admin", "member", "reader") if r in self.roles), "")

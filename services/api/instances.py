@@ -16,8 +16,8 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.logs import log
 
-from . import (accounts_view, backups_view, datastores, flavors, groups, naming, operations, policy, quotas,
-               replication, validation, views)
+from . import (accounts_view, backups_view, datastores, flavors, groups, instance_views, naming, operations, policy,
+               quotas, replication, validation, views)
 from .faults import Fault, bad_request
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
@@ -117,26 +117,44 @@ class Instances:
     # -- reading -----------------------------------------------------------
     async def list(self, request, detail: bool = False):
         policy.authorize(request, "instance:index")
+        kept = request.app["instance_views"]
+        key = ("list", request.path_qs, base_url(request))  # the path names the project and the view
+        view = kept.get(key)
+        if view is not None:
+            return instance_views.serve(view[1])
+        moment = kept.moment()
         async with reading(self.store) as conn:
             page, next_link = await paginate_query(conn, select(instances).where(
                 instances.c.project_id == request["project"]), instances.c.id, request)
             group_names = await groups.names(conn, [r.configuration_id for r in page]) if detail else {}
             replicas = await replication.replicas_of(conn, [r.id for r in page])
         page.sort(key=lambda r: r.created_at, reverse=True)  # Trove: the page newest first
-        return paged("instances", [views.instance(r, base_url(request), request["project"], detail, group_names,
-                                                  replicas) for r in page], next_link)
+        response = paged("instances", [views.instance(r, base_url(request), request["project"], detail,
+                                                      group_names, replicas) for r in page], next_link)
+        kept.keep(moment, key, request["project"], response.body)
+        return response
 
     async def list_detail(self, request):
         return await self.list(request, detail=True)
 
     async def show(self, request):
         policy.authorize(request, "instance:show")
+        kept = request.app["instance_views"]
+        key = ("show", request.match_info["instance"], base_url(request))
+        view = kept.get(key)
+        if view is not None:
+            owner, body = view
+            policy.check_visible(request, owner, "Instance", key[1])
+            return instance_views.serve(body)
+        moment = kept.moment()
         async with reading(self.store) as conn:
             row = await find(conn, request)
             group_names = await groups.names(conn, [row.configuration_id])
             replicas = await replication.replicas_of(conn, [row.id])
-        return web.json_response({"instance": views.instance(row, base_url(request), row.project_id, True,
-                                                             group_names, replicas)})
+        response = web.json_response({"instance": views.instance(row, base_url(request), row.project_id, True,
+                                                                 group_names, replicas)})
+        kept.keep(moment, key, row.project_id, response.body)
+        return response
 
     # -- create and delete ---------------------------------------------------
     async def create(self, request):

@@ -112,6 +112,12 @@ async def visible_row(conn, request: web.Request, table: Table, row_id: str, nou
     return row
 
 
+def check_visible(request: web.Request, owner: str, noun: str, row_id: str) -> None:
+    """visible_row's rule for a resource already in hand, owned by project `owner`."""
+    if owner != request["project"] and not is_admin(request):
+        raise not_found(f"{noun} {row_id} could not be found.")
+
+
 def authorize(request: web.Request, rule: str) -> None:
     """403 as Trove words it when the caller may not do `rule` (401 on the mgmt
     routes, as Trove answers there)."""

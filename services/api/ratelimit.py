@@ -18,9 +18,6 @@ class Limit:
     regex: str      # matched against the path after /v1.0/{project}
     value: int      # requests a minute
 
-    def applies(self, verb: str, path: str) -> bool:
-        return verb == self.verb and re.match(self.regex, path) is not None
-
     @property
     def details(self) -> str:
         return f"Only {self.value} {self.verb} request(s) can be made to {self.uri} every minute."
@@ -41,6 +38,10 @@ class RateLimiter:
         self.limits = [limit for limit in limits if limit.value > 0]
         self.clock = clock
         self._buckets: dict[tuple[str, int], tuple[float, float]] = {}  # -> (tokens, when)
+        # per verb, the limits that may apply (index, compiled regex): a request tries only those
+        self._by_verb: dict[str, list[tuple[int, re.Pattern]]] = {}
+        for i, limit in enumerate(self.limits):
+            self._by_verb.setdefault(limit.verb, []).append((i, re.compile(limit.regex)))
 
     def _level(self, project: str, index: int, now: float) -> float:
         limit = self.limits[index]
@@ -50,7 +51,7 @@ class RateLimiter:
     def check(self, project: str, verb: str, path: str) -> tuple[int, Limit] | None:
         """None when the request may go (it is counted), else (seconds to wait, the limit passed)."""
         now = self.clock()
-        applying = [i for i, limit in enumerate(self.limits) if limit.applies(verb, path)]
+        applying = [i for i, regex in self._by_verb.get(verb, ()) if regex.match(path)]
         levels = {i: self._level(project, i, now) for i in applying}
         short = [(math.ceil((1 - levels[i]) * 60.0 / self.limits[i].value), i) for i in applying if levels[i] < 1]
         if short:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp.test_utils import TestServer
 from opentelemetry import trace
@@ -63,3 +64,33 @@ async def api_store(service_databases, tmp_path):
         await conn.execute(instances.delete())
     yield Store(engine, metadata, source="api")
     await engine.dispose()
+
+
+PROJECT, OTHER = "pg-api-a", "pg-api-b"
+
+
+@pytest.fixture
+async def pg_api(api_store):
+    """An aiohttp session on an in-process API over the run's PostgreSQL (no bus):
+    .app, .store, and .tokens[(project, role)] for PROJECT and OTHER, member and admin."""
+    if api_store.engine.dialect.name != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    app = build_app(api_store, trace.get_tracer("test"), rate_limiter=ratelimit.RateLimiter([]))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with api_store.engine.begin() as conn:
+        tokens = {(project, role): await create_token(conn, project, role)
+                  for project in (PROJECT, OTHER) for role in ("member", "admin")}
+    try:
+        async with aiohttp.ClientSession(str(server.make_url(""))) as session:
+            session.app, session.store, session.tokens = app, api_store, tokens
+            yield session
+    finally:
+        await server.close()
+
+
+def another_writer(url, statement: str) -> None:
+    """A statement committed by another client of the database (not the API's pool)."""
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(statement)
