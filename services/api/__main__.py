@@ -12,7 +12,7 @@ from .http import build_app
 from .projections import Projections
 from .seed import seed_flavors
 from .tables import metadata
-from .volume_use import TYPE as volume_use_type, VolumeUse
+from .agent_telemetry import TYPE as heartbeat_type, AgentTelemetry
 
 EXPIRY_TICK_SECONDS = 5.0
 
@@ -23,9 +23,9 @@ async def main() -> None:
     rt.consume("coffer-api", [T.INSTANCE_EVENTS, T.HEALTH_EVENTS, T.AGENT_EVENTS, T.DATASTORE_EVENTS,
                               T.SUBSCRIPTION_EVENTS, T.BACKUP_EVENTS],
                projections.handle, set(projections.routes), batch_handler=projections.handle_batch)
-    volume_use = VolumeUse(rt.store)
-    rt.consume("coffer-api-telemetry", [T.TELEMETRY], volume_use.handle, {volume_use_type},
-               batch_handler=volume_use.handle_batch)
+    telemetry = AgentTelemetry(rt.store)
+    rt.consume("coffer-api-telemetry", [T.TELEMETRY], telemetry.handle, {heartbeat_type},
+               batch_handler=telemetry.handle_batch)
     await rt.start()
     async with rt.store.uow() as uow:
         await seed_flavors(uow.conn)

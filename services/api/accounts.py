@@ -11,11 +11,11 @@ import string
 
 from aiohttp import web
 
-from . import accounts_view, instances, naming, operations, policy, validation
+from . import accounts_view, instances, naming, openapi, operations, policy, validation
 from .account_state import AccountState, account_id, parse_account_id
 from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, PAGE, STR, V, listing, obj, op, param, ref, wrapped
-from .rest import accepted, paginate, paged, read_json
+from .rest import accepted, paginate, paged, path_name, read_json
 
 # root enable/disable answer once the agent has applied them; past this they give up
 # (the provisioner's own deadline for the step is 60 s by default)
@@ -69,7 +69,7 @@ class Accounts:
             "default for Redis (its default user, the one AUTH <password> logs in as)")},
             "password": {"type": "string", "description": "shown once, never stored"}}, ["name", "password"]),
     }
-    PATHS = {
+    PATHS = openapi.with_format_suffix({
         f"{V}/instances/{{instance}}/databases": {
             "get": op(f"list the instance's databases (paginated by name). {REDIS_422}", 200,
                       listing("databases", "Database", True), (INSTANCE, *PAGE)),
@@ -107,7 +107,7 @@ class Accounts:
                        body=obj({"password": {"type": "string", "description": "optional"}})),
             "delete": op("disable root: its password stops working (404 if root is not enabled); answers "
                          "once the engine has applied it", 204, None, (INSTANCE,))},
-    }
+    })
 
     def __init__(self, store):
         self.store = store
@@ -127,7 +127,7 @@ class Accounts:
 
     @staticmethod
     def _account(request, rules) -> tuple[str, str]:
-        name, host = parse_account_id(request.match_info["user"])
+        name, host = parse_account_id(path_name(request, "user"))
         name = validation.identifier("User", name, rules.user_max, rules.reserved_users)
         return name, validation.host(host, rules, name)
 
@@ -139,7 +139,7 @@ class Accounts:
 
     @staticmethod
     def _database_name(request, rules) -> str:
-        return validation.identifier("Database", request.match_info["database"], rules.database_max,
+        return validation.identifier("Database", path_name(request, "database"), rules.database_max,
                                      rules.reserved_databases)
 
     # -- databases ---------------------------------------------------------------
@@ -302,7 +302,7 @@ class Accounts:
             inst, rules = await self._instance(uow.conn, request, databases=True)
             account = self._account(request, rules)
             granted = self._known_user(await accounts_view.projected(uow.conn, inst.id), account)
-            name = request.match_info["database"]
+            name = path_name(request, "database")
             if name not in granted:
                 raise not_found(f"User {account_id(*account)} has no access to database {name!r}.")
             await operations.start(uow, inst, "revoke_access", {"name": account[0], "host": account[1],
@@ -332,6 +332,8 @@ class Accounts:
             operation_id = await operations.start(uow, inst, "enable_root", {}, exclusive=False,
                                                   sealed=operations.seal_for(inst, {"password": password}))
         output = await operations.outcome(self.store, operation_id, "Enabling root", ROOT_WAIT_SECONDS)
+        async with self.store.uow() as uow:
+            await accounts_view.root_enabled_by(uow.conn, inst.id, request["identity"].user)
         name = output.get("user", "root")
         return web.json_response({"user": {"name": name, "password": password}})
 
@@ -347,19 +349,16 @@ class Accounts:
 
     def routes(self, app: web.Application, prefix: str) -> None:
         base = f"{prefix}/instances/{{instance}}"
-        app.router.add_get(f"{base}/databases", self.list_databases)
-        app.router.add_post(f"{base}/databases", self.create_databases)
-        app.router.add_get(f"{base}/databases/{{database}}", self.show_database)
-        app.router.add_delete(f"{base}/databases/{{database}}", self.delete_database)
-        app.router.add_get(f"{base}/users", self.list_users)
-        app.router.add_post(f"{base}/users", self.create_users)
-        app.router.add_put(f"{base}/users", self.change_passwords)
-        app.router.add_get(f"{base}/users/{{user}}", self.show_user)
-        app.router.add_put(f"{base}/users/{{user}}", self.update_user)
-        app.router.add_delete(f"{base}/users/{{user}}", self.delete_user)
-        app.router.add_get(f"{base}/users/{{user}}/databases", self.list_access)
-        app.router.add_put(f"{base}/users/{{user}}/databases", self.grant)
-        app.router.add_delete(f"{base}/users/{{user}}/databases/{{database}}", self.revoke)
-        app.router.add_get(f"{base}/root", self.show_root)
-        app.router.add_post(f"{base}/root", self.enable_root)
-        app.router.add_delete(f"{base}/root", self.disable_root)
+        for method, path, handler in (
+                ("GET", "databases", self.list_databases), ("POST", "databases", self.create_databases),
+                ("GET", "databases/{database}", self.show_database),
+                ("DELETE", "databases/{database}", self.delete_database),
+                ("GET", "users", self.list_users), ("POST", "users", self.create_users),
+                ("PUT", "users", self.change_passwords), ("GET", "users/{user}", self.show_user),
+                ("PUT", "users/{user}", self.update_user), ("DELETE", "users/{user}", self.delete_user),
+                ("GET", "users/{user}/databases", self.list_access), ("PUT", "users/{user}/databases", self.grant),
+                ("DELETE", "users/{user}/databases/{database}", self.revoke),
+                ("GET", "root", self.show_root), ("POST", "root", self.enable_root),
+                ("DELETE", "root", self.disable_root)):
+            for suffixed in openapi.format_suffixed(f"{base}/{path}"):
+                app.router.add_route(method, suffixed, handler)

@@ -11,7 +11,7 @@ from . import operations
 from .account_state import ACTIONS, AccountState
 from .rest import now
 from .tables import (instance_databases, instance_root, instance_users, operations as operations_table,
-                     requested_accounts, user_grants)
+                     requested_accounts, root_history, user_grants)
 
 
 async def load(conn, instance_id: str) -> AccountState:
@@ -112,7 +112,16 @@ async def drop_requested(conn, instance_id: str) -> None:
     await conn.execute(delete(requested_accounts).where(requested_accounts.c.instance_id == instance_id))
 
 
+async def root_enabled_by(conn, instance_id: str, user_id: str) -> None:
+    """Root history: the first enabling is kept (as Trove keeps it)."""
+    if not (await conn.execute(select(root_history.c.instance_id).where(
+            root_history.c.instance_id == instance_id))).first():
+        await conn.execute(root_history.insert().values(instance_id=instance_id, user_id=user_id,
+                                                        enabled_at=now()))
+
+
 async def forget(conn, instance_id: str) -> None:
     """The instance is deleted."""
-    for table in (instance_databases, instance_users, user_grants, instance_root, requested_accounts):
+    for table in (instance_databases, instance_users, user_grants, instance_root, root_history,
+                  requested_accounts):
         await conn.execute(delete(table).where(table.c.instance_id == instance_id))

@@ -14,7 +14,7 @@ import uuid
 from aiohttp import web
 from sqlalchemy import delete, func, select, update
 
-from . import datastores, groups, instances, operations, parameter_rules, policy, validation, views
+from . import datastores, groups, instances, operations, parameter_rules, policy, validation, version_parameters, views
 from .faults import Fault, bad_request
 from .openapi import STR, V, listing, obj, op, param, ref, wrapped
 from .rest import accepted, now, paginate, paged, read_json
@@ -38,10 +38,10 @@ def _description(value) -> str:
     return value or ""
 
 
-def _checked(version, values) -> dict:
+async def _checked(conn, version, values) -> dict:
     """422 naming the parameter when a value breaks the version's rules."""
     try:
-        return parameter_rules.validate(groups.rules_of(version), values)
+        return parameter_rules.validate(await version_parameters.rules_of(conn, version), values)
     except parameter_rules.InvalidValue as exc:
         raise Fault(422, str(exc))
 
@@ -154,7 +154,7 @@ class Configurations:
         policy.authorize(request, "instance:show")
         async with self.store.uow() as uow:
             inst = await instances.find(uow.conn, request)
-            rules = groups.rules_of(await groups.instance_version(uow.conn, inst))
+            rules = await version_parameters.rules_of(uow.conn, await groups.instance_version(uow.conn, inst))
             operation_id = await operations.start(uow, inst, "show_configuration", {
                 "names": sorted(r.name for r in rules.values())}, exclusive=False)
         done = await operations.wait(self.store, operation_id, SHOW_TIMEOUT_SECONDS)
@@ -184,7 +184,7 @@ class Configurations:
             if not version_name:
                 raise bad_request(f"Datastore {ds.name} has no default version; name one.")
             version = await datastores.find_version(uow.conn, ds.id, version_name, missing_status=400)
-            values = _checked(version, spec["values"])
+            values = await _checked(uow.conn, version, spec["values"])
             group_id, created = str(uuid.uuid4()), now()
             await uow.conn.execute(configurations.insert().values(
                 id=group_id, project_id=request["project"], name=name, description=description,
@@ -201,7 +201,7 @@ class Configurations:
         async with self.store.uow() as uow:
             group = await groups.find(uow.conn, request["project"], request.match_info["configuration"])
             version = await datastores.version_by_id(uow.conn, group.datastore_version_id)
-            values = {**groups.values_of(group), **_checked(version, spec.get("values", {}))}
+            values = {**groups.values_of(group), **await _checked(uow.conn, version, spec.get("values", {}))}
             await self._change(uow, group, {"values": values})
         return web.Response(status=200, content_type="application/json")
 
@@ -214,7 +214,7 @@ class Configurations:
         async with self.store.uow() as uow:
             group = await groups.find(uow.conn, request["project"], request.match_info["configuration"])
             version = await datastores.version_by_id(uow.conn, group.datastore_version_id)
-            changes = {"values": _checked(version, spec["values"])}
+            changes = {"values": await _checked(uow.conn, version, spec["values"])}
             if "name" in spec:
                 changes["name"] = _name(spec["name"])
             if "description" in spec:

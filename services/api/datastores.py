@@ -1,13 +1,14 @@
 """Datastores and their versions (reference §4.1): what the compute drivers offer,
-learnt from the provisioner's datastore events; and each version's configuration
-parameter rules (parameter_rules.py)."""
+learnt from the provisioner's datastore events, and what administrators registered
+(mgmt.py); tenants see the active ones only. And each version's configuration
+parameter rules (parameter_rules.py, with an administrator's changes: groups.rules_of)."""
 from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import or_, select
 
-from . import parameter_rules, views
-from .faults import Fault, not_found
+from . import parameter_rules, policy, version_parameters, views
+from .faults import Fault, bad_request, not_found
 from .openapi import BOOL, LINKS, STR, V, listing, obj, op, param, ref, wrapped
 from .rest import base_url
 from .tables import datastore_versions, datastores
@@ -26,9 +27,27 @@ async def find(conn, id_or_name: str):
     return row
 
 
-async def versions_of(conn, datastore_id: str):
-    return (await conn.execute(select(datastore_versions).where(
-        datastore_versions.c.datastore_id == datastore_id).order_by(datastore_versions.c.name))).all()
+async def versions_of(conn, datastore_id: str, with_inactive: bool = True):
+    query = select(datastore_versions).where(datastore_versions.c.datastore_id == datastore_id)
+    if not with_inactive:
+        query = query.where(datastore_versions.c.active.is_(True))
+    return (await conn.execute(query.order_by(datastore_versions.c.name))).all()
+
+
+def check_usable(version, datastore_name: str) -> None:
+    """400 unless new instances may run `version`: an administrator may have switched
+    it off, or registered it before any compute driver here can run it."""
+    if not version.active:
+        raise bad_request(f"Datastore version '{version.name}' of {datastore_name} is not active.")
+    if not version.offered:
+        raise bad_request(f"Datastore version '{version.name}' of {datastore_name} is registered, but no compute "
+                          "driver here runs it yet (the local driver needs its binaries installed, the OpenStack "
+                          "driver its image); it takes instances once the provisioner offers it.")
+
+
+def hidden(request, version) -> bool:
+    """An inactive version is the administrators' business only."""
+    return not version.active and not policy.is_admin(request)
 
 
 async def find_version(conn, datastore_id: str, id_or_name: str, missing_status: int = 404):
@@ -88,53 +107,60 @@ class Datastores:
         self.store = store
 
     async def list(self, request):
-        b, p = base_url(request), request["project"]
+        b, p, admin = base_url(request), request["project"], policy.is_admin(request)
         async with self.store.engine.connect() as conn:
             rows = (await conn.execute(select(datastores).order_by(datastores.c.name))).all()
-            docs = [views.datastore(r, await versions_of(conn, r.id), b, p) for r in rows]
+            docs = [views.datastore(r, await versions_of(conn, r.id, admin), b, p) for r in rows]
         return web.json_response({"datastores": docs})
 
     async def show(self, request):
         async with self.store.engine.connect() as conn:
             row = await find(conn, request.match_info["datastore"])
-            doc = views.datastore(row, await versions_of(conn, row.id), base_url(request), request["project"])
+            doc = views.datastore(row, await versions_of(conn, row.id, policy.is_admin(request)),
+                                  base_url(request), request["project"])
         return web.json_response({"datastore": doc})
 
     async def list_versions(self, request):
         async with self.store.engine.connect() as conn:
             row = await find(conn, request.match_info["datastore"])
-            versions = await versions_of(conn, row.id)
+            versions = await versions_of(conn, row.id, policy.is_admin(request))
         return web.json_response({"versions": [views.version(v, base_url(request), request["project"])
                                                for v in versions]})
 
     async def show_version(self, request):
         async with self.store.engine.connect() as conn:
             ds = await find(conn, request.match_info["datastore"])
-            row = await find_version(conn, ds.id, request.match_info["version"])
+            row = await self._visible(request, await find_version(conn, ds.id, request.match_info["version"]))
         return web.json_response({"version": views.version(row, base_url(request), request["project"])})
 
     async def show_version_by_id(self, request):
         async with self.store.engine.connect() as conn:
-            row = await version_by_id(conn, request.match_info["version"])
+            row = await self._visible(request, await version_by_id(conn, request.match_info["version"]))
         return web.json_response({"version": views.version(row, base_url(request), request["project"])})
+
+    @staticmethod
+    async def _visible(request, version):
+        if hidden(request, version):
+            raise not_found(f"Datastore version '{request.match_info['version']}' cannot be found.")
+        return version
 
     async def _version_in_path(self, conn, request):
         if "datastore" in request.match_info:
             ds = await find(conn, request.match_info["datastore"])
-            return await find_version(conn, ds.id, request.match_info["version"])
-        return await version_by_id(conn, request.match_info["version"])
+            return await self._visible(request, await find_version(conn, ds.id, request.match_info["version"]))
+        return await self._visible(request, await version_by_id(conn, request.match_info["version"]))
 
     async def list_parameters(self, request):
         async with self.store.engine.connect() as conn:
             version = await self._version_in_path(conn, request)
-        rules = parameter_rules.rules_for(version.manager, version.name)
+            rules = await version_parameters.rules_of(conn, version)
         return web.json_response({"configuration-parameters": [
             rules[name].view(version.id) for name in sorted(rules)]})
 
     async def show_parameter(self, request):
         async with self.store.engine.connect() as conn:
             version = await self._version_in_path(conn, request)
-        rule = parameter_rules.rules_for(version.manager, version.name).get(request.match_info["name"].lower())
+            rule = (await version_parameters.rules_of(conn, version)).get(request.match_info["name"].lower())
         if rule is None:
             raise not_found(f"Configuration parameter {request.match_info['name']} could not be found for "
                             f"version {version.name}.")

@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import select
 
-from . import datastores, parameter_rules
+from . import datastores
 from .faults import bad_request, not_found
 from .tables import configurations
 
@@ -23,10 +23,6 @@ async def find(conn, project: str, group_id) -> object:
 
 def values_of(group) -> dict:
     return json.loads(group.values)
-
-
-def rules_of(version) -> dict[str, parameter_rules.Rule]:
-    return parameter_rules.rules_for(version.manager, version.name)
 
 
 async def instance_version(conn, inst):

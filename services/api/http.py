@@ -18,6 +18,7 @@ from . import audit, identity, openapi, policy, ratelimit
 from .accounts import Accounts
 from .backup_schedules import BackupSchedules
 from .backups import Backups
+from .clusters import Clusters
 from .configurations import Configurations
 from .datastores import Datastores
 from .faults import FAULT_NAMES, Fault, not_found, rate_limited
@@ -25,11 +26,15 @@ from .flavors import Flavors
 from .guest_logs import GuestLogs
 from .instances import Instances
 from .mgmt import Mgmt
+from .mgmt_guest import MgmtGuest
+from .mgmt_parameters import MgmtParameters
+from .mgmt_versions import MgmtVersions
 from .power import Power
 from .quotas import Quotas
 from .replication import Replication
 from .resize import Resize
 from .schedules import Schedules
+from .instance_ssl import Ssl
 from .rest import base_url
 from .subscriptions import Subscriptions
 from .upgrade import Upgrade
@@ -119,7 +124,9 @@ def route_groups(store: Store) -> list:
     others contribute."""
     groups = [Flavors(store), Datastores(store), Quotas(store), Subscriptions(store), Accounts(store),
               Configurations(store), Resize(store), Upgrade(store), Backups(store), BackupSchedules(store),
-              Replication(store), Power(store), Schedules(store), GuestLogs(store)]
+              Replication(store), Power(store), Schedules(store), GuestLogs(store),
+              Ssl(store), Clusters(), MgmtVersions(store),
+              MgmtParameters(store), MgmtGuest(store)]
     actions, updates = {}, {}
     for group in groups:
         actions.update(getattr(group, "instance_actions", lambda: {})())

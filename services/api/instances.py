@@ -165,6 +165,7 @@ class Instances:
             if not version_name:
                 raise bad_request(f"Datastore {ds.name} has no default version; name one.")
             version = await datastores.find_version(uow.conn, ds.id, version_name, missing_status=400)
+            datastores.check_usable(version, ds.name)
             if restore:
                 backups_view.check_restorable(restore, ds.name, version.name, restore_time)
             await quotas.check(uow.conn, request["project"],

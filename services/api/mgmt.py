@@ -1,6 +1,6 @@
 """The mgmt extension (reference §3.3), admin only (a non-admin gets Trove's 401):
-every project's instances, actions on them, and the datastore versions as the
-compute drivers offer them. The mgmt quota routes live with the quotas."""
+every project's instances and actions on them. The mgmt quota routes live with the
+quotas, the datastore versions in mgmt_versions.py."""
 from __future__ import annotations
 
 from aiohttp import web
@@ -9,11 +9,10 @@ from sqlalchemy import select, update
 from . import policy, views
 from .faults import Fault, bad_request
 from .instances import INSTANCE, find
-from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
+from .openapi import BOOL, PAGE, STR, V, listing, obj, op, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate_query, paged, query_bool, read_json, reading
-from .tables import datastore_versions, datastores, instances, operations
+from .tables import instances, operations
 
-VERSION = param("version", "datastore version id")
 # mgmt action -> the instance action that does the same (Trove's reboot restarts the database here:
 # the local driver has no server to reboot under it)
 SAME_AS_INSTANCE_ACTION = {"reboot": "restart", "stop": "stop"}
@@ -30,10 +29,6 @@ class Mgmt:
                            "host": {"type": ["string", "null"]}, "availability_zone": {"type": ["string", "null"]},
                            "addresses": {"type": "array"}}),
             "guest_status": obj({"state_description": STR})})]},
-        "MgmtVersion": obj({"id": STR, "name": STR, "version": STR, "datastore_id": STR, "datastore_name": STR,
-                            "datastore_manager": STR, "active": BOOL, "default": BOOL, "image": {"type": "null"},
-                            "image_tags": {"type": "array", "items": STR}, "packages": STR, "links": LINKS},
-                           ["id", "name", "datastore_name", "active"]),
         "MgmtAction": {"type": "object", "minProperties": 1, "maxProperties": 1,
                        "description": "exactly one of reboot, stop, reset-task-status (migrate, rebuild: 501)",
                        "additionalProperties": {"type": "object"}},
@@ -49,10 +44,6 @@ class Mgmt:
         f"{V}/mgmt/instances/{{instance}}/action": {"post": op(
             "an mgmt action: reboot (restarts the database), stop, reset-task-status (admin; 202)", 202, None,
             (INSTANCE,), body=ref("MgmtAction"))},
-        f"{V}/mgmt/datastore-versions": {"get": op(
-            "every datastore version, admin view (admin)", 200, listing("versions", "MgmtVersion"))},
-        f"{V}/mgmt/datastore-versions/{{version}}": {"get": op(
-            "a datastore version, admin view (admin)", 200, wrapped("version", ref("MgmtVersion")), (VERSION,))},
     }
 
     def __init__(self, store, instance_actions: dict):
@@ -113,40 +104,7 @@ class Mgmt:
             changes["status"] = before[0]
         await uow.conn.execute(update(instances).where(instances.c.id == inst.id).values(**changes))
 
-    async def _versions(self, conn, version_id: str | None = None):
-        query = select(datastore_versions, datastores.c.name.label("datastore_name"),
-                       datastores.c.default_version_id).join(
-            datastores, datastores.c.id == datastore_versions.c.datastore_id).order_by(
-            datastores.c.name, datastore_versions.c.name)
-        if version_id is not None:
-            query = query.where(datastore_versions.c.id == version_id)
-        return (await conn.execute(query)).all()
-
-    @staticmethod
-    def version_view(row, base: str, project: str) -> dict:
-        return {"id": row.id, "name": row.name, "version": row.version, "datastore_id": row.datastore_id,
-                "datastore_name": row.datastore_name, "datastore_manager": row.manager, "active": True,
-                "default": row.default_version_id == row.id, "image": None, "image_tags": [],
-                "packages": "", "links": views.links(base, project, "mgmt/datastore-versions", row.id)}
-
-    async def list_versions(self, request):
-        policy.authorize(request, "mgmt:datastore_version:index")
-        async with reading(self.store) as conn:
-            rows = await self._versions(conn)
-        return web.json_response({"versions": [self.version_view(r, base_url(request), request["project"])
-                                               for r in rows]})
-
-    async def show_version(self, request):
-        policy.authorize(request, "mgmt:datastore_version:show")
-        async with reading(self.store) as conn:
-            rows = await self._versions(conn, request.match_info["version"])
-        if not rows:
-            raise Fault(404, f"Datastore version '{request.match_info['version']}' cannot be found.")
-        return web.json_response({"version": self.version_view(rows[0], base_url(request), request["project"])})
-
     def routes(self, app: web.Application, prefix: str) -> None:
         app.router.add_get(f"{prefix}/mgmt/instances", self.list_instances)
         app.router.add_get(f"{prefix}/mgmt/instances/{{instance}}", self.show_instance)
         app.router.add_post(f"{prefix}/mgmt/instances/{{instance}}/action", self.action)
-        app.router.add_get(f"{prefix}/mgmt/datastore-versions", self.list_versions)
-        app.router.add_get(f"{prefix}/mgmt/datastore-versions/{{version}}", self.show_version)

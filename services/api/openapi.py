@@ -44,6 +44,21 @@ def listing(key: str, item: str, paginated: bool = False) -> dict:
     return obj(props, [key])
 
 
+FORMAT_SUFFIX = ".json"
+
+
+def format_suffixed(path: str) -> list[str]:
+    """The path, and where it ends in a fixed segment the same path with Trove's `.json`
+    format suffix (the "mysql" extension's router matches one, reference §3.2); a path
+    ending in a {variable} takes the suffix in the variable (see rest.path_name)."""
+    return [path] if path.endswith("}") else [path, path + FORMAT_SUFFIX]
+
+
+def with_format_suffix(paths: dict) -> dict:
+    """`paths` (PATHS of a route group) with their `.json` twins described too."""
+    return {suffixed: operations for path, operations in paths.items() for suffixed in format_suffixed(path)}
+
+
 LINKS = {"type": "array", "items": ref("Link")}
 PAGE = [query("limit", "page size (at most 20)", {"type": "integer", "minimum": 1}),
         query("marker", "the last item of the previous page")]

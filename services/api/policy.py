@@ -48,9 +48,19 @@ RULES: dict[str, frozenset[str]] = {
     "limits:index": READ, "quota:show": READ,
     "backup:index": READ, "backup:show": READ, "backup:create": WRITE, "backup:delete": WRITE,
     "backup:index:all_projects": ADMIN,
+    "instance:ssl:show": READ, "instance:ssl:update": WRITE,
+    "cluster:index": READ, "cluster:show": READ, "cluster:create": WRITE, "cluster:action": WRITE,
+    "cluster:delete": WRITE,
     # the mgmt extension (Trove answers 401 to a non-admin there)
     "mgmt:instance:index": ADMIN, "mgmt:instance:show": ADMIN, "mgmt:instance:action": ADMIN,
+    "mgmt:instance:root": ADMIN, "mgmt:instance:hwinfo": ADMIN, "mgmt:instance:diagnostics": ADMIN,
+    "mgmt:instance:rpc_ping": ADMIN, "mgmt:instance:upgrade": ADMIN,
     "mgmt:quota:update": ADMIN, "mgmt:datastore_version:index": ADMIN, "mgmt:datastore_version:show": ADMIN,
+    "mgmt:datastore_version:create": ADMIN, "mgmt:datastore_version:edit": ADMIN,
+    "mgmt:datastore_version:delete": ADMIN,
+    "mgmt:parameter:index": ADMIN, "mgmt:parameter:show": ADMIN, "mgmt:parameter:create": ADMIN,
+    "mgmt:parameter:update": ADMIN, "mgmt:parameter:delete": ADMIN,
+    "mgmt:cluster:index": ADMIN, "mgmt:cluster:show": ADMIN, "mgmt:cluster:action": ADMIN,
 }
 
 

@@ -132,18 +132,23 @@ class Projections:
         ver_id = str(uuid.uuid5(NAMESPACE, f"{d['datastore']}:{d['version']}"))
         if not (await uow.conn.execute(select(datastores.c.id).where(datastores.c.id == ds_id))).first():
             await uow.conn.execute(datastores.insert().values(id=ds_id, name=d["datastore"]))
-        if (await uow.conn.execute(select(datastore_versions.c.id).where(datastore_versions.c.id == ver_id))).first():
-            await uow.conn.execute(update(datastore_versions).where(datastore_versions.c.id == ver_id)
-                                   .values(version=d["version_number"], manager=d["manager"]))
-        else:
+        known = (await uow.conn.execute(select(datastore_versions.c.name).where(
+            datastore_versions.c.id == ver_id))).first()
+        if known is None:
             await uow.conn.execute(datastore_versions.insert().values(
                 id=ver_id, datastore_id=ds_id, name=d["version"], version=d["version_number"], manager=d["manager"]))
-        # the newest version is the default
+        elif known.name == d["version"]:  # also one an administrator registered first: a driver runs it now
+            await uow.conn.execute(update(datastore_versions).where(datastore_versions.c.id == ver_id)
+                                   .values(version=d["version_number"], manager=d["manager"], offered=True))
+        # else an administrator renamed it (mgmt_versions.py): no version has the driver's name any more
+        # the newest version a driver runs and an administrator did not switch off is the default
         versions = (await uow.conn.execute(select(datastore_versions).where(
-            datastore_versions.c.datastore_id == ds_id))).all()
-        newest = max(versions, key=lambda v: [int(x) for x in v.version.split(".") if x.isdigit()])
-        await uow.conn.execute(update(datastores).where(datastores.c.id == ds_id)
-                               .values(default_version_id=newest.id))
+            datastore_versions.c.datastore_id == ds_id, datastore_versions.c.offered.is_(True),
+            datastore_versions.c.active.is_(True)))).all()
+        if versions:
+            newest = max(versions, key=lambda v: [int(x) for x in v.version.split(".") if x.isdigit()])
+            await uow.conn.execute(update(datastores).where(datastores.c.id == ds_id)
+                                   .values(default_version_id=newest.id))
 
     async def delivery_attempted(self, uow, event):
         d = event.data

@@ -30,6 +30,15 @@ def query_bool(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1", "yes")
 
 
+def path_name(request: web.Request, key: str) -> str:
+    """A name from the path; as the last segment it may carry Trove's `.json` format
+    suffix, which is not part of it (reference §4.8: `bob.json` is the user bob)."""
+    value = request.match_info[key]
+    if value.endswith(".json") and request.match_info.route.resource.canonical.endswith("{%s}" % key):
+        return value[:-len(".json")]
+    return value
+
+
 async def read_json(request: web.Request):
     if not request.can_read_body:
         raise bad_request("Invalid request body.")

@@ -1,4 +1,4 @@
-from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text, UniqueConstraint, text
 
 from plumbing.db import UtcDateTime
 from plumbing.outbox import add_tables
@@ -43,7 +43,25 @@ datastore_versions = Table(
     Column("name", String(100), nullable=False),
     Column("version", String(100), nullable=False),
     Column("manager", String(100), nullable=False),
+    # an administrator's switch (mgmt datastore-versions): inactive ones are hidden from tenants
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    # whether a compute driver announced it runs the version (installed binaries, an image): one only
+    # registered by an administrator takes no instances until a driver does
+    Column("offered", Boolean, nullable=False, server_default=text("true")),
+    # what an administrator registered with it, shown back as Trove does (image_tags comma-separated)
+    Column("image", String(255), nullable=False, server_default=text("''")),
+    Column("image_tags", Text, nullable=False, server_default=text("''")),
+    Column("packages", Text, nullable=False, server_default=text("''")),
     UniqueConstraint("datastore_id", "name"),
+)
+
+# An administrator's changes to a version's configuration parameter rules (mgmt parameters): a
+# rule added or replaced (`rule`, the JSON of parameters/*.json entries), or removed (`rule` null).
+parameter_changes = Table(
+    "parameter_changes", metadata,
+    Column("version_id", String(36), primary_key=True),
+    Column("name", String(255), primary_key=True),  # lower case: parameter names are case-insensitive
+    Column("rule", Text),
 )
 
 instances = Table(
@@ -77,7 +95,10 @@ instances = Table(
     Column("hostname", String(255)),  # a replica set's stable endpoint, reaching its current primary
     Column("failover_enabled", Boolean, nullable=False, default=True),
     Column("synchronous", Boolean, nullable=False, default=False),  # its replica set acknowledges on a replica
-    Column("volume_used_bytes", BigInteger),  # from the agent's heartbeats (services/api/volume_use.py)
+    Column("volume_used_bytes", BigInteger),  # from the agent's heartbeats (services/api/agent_telemetry.py)
+    # when the agent was last heard from, and its engine's process figures then (agent_telemetry.py)
+    Column("heartbeat_at", UtcDateTime()),
+    Column("guest_figures", Text),
 )
 
 # Configuration groups: values for the parameters of one datastore version.
@@ -185,6 +206,15 @@ instance_root = Table(
     Column("instance_id", String(36), primary_key=True),
     Column("enabled", Boolean, nullable=False),
     Column("changed_at", UtcDateTime(), nullable=False),
+)
+
+# Who first enabled root on an instance, and when (Trove's root history, the mgmt view:
+# a root login means the tenant may have changed anything).
+root_history = Table(
+    "root_history", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("enabled_at", UtcDateTime(), nullable=False),
 )
 
 # The databases and users of a create request (JSON, no passwords) until the

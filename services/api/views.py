@@ -33,7 +33,7 @@ def version(row, base: str, project: str, nested: bool = False) -> dict:
 def datastore(row, versions: list, base: str, project: str) -> dict:
     doc = {"id": row.id, "name": row.name, "links": links(base, project, "datastores", row.id),
            "versions": [version(v, base, project, nested=True) for v in versions]}
-    if row.default_version_id:
+    if row.default_version_id in {v.id for v in versions}:  # not an inactive one hidden from the caller
         doc["default_version"] = row.default_version_id
     return doc
 

@@ -157,6 +157,9 @@ def resolved(tenants, routes):
                 values[name] = value
                 if value not in b.call("admin", "get", fill(parent, values)).text:
                     owned.add(value)
+    # a parameter no listing gives a value for (clusters: there are none) names a made-up resource
+    for name in {n for _m, p in routes for n in route_params(p)} - set(values):
+        values[name] = MADE_UP
     return values, owned
 
 
