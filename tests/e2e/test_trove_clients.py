@@ -462,7 +462,45 @@ def refused(mode, primary) -> dict[str, Printed]:
         "instance upgrade": ("member", osc("instance", "upgrade", pid, version)),
         "instance rebuild": ("admin", osc("instance", "rebuild", pid, "an-image")),
         "instance update --is-private": ("member", osc("instance", "update", pid, "--is-private")),
+        "cluster create": ("member", osc("cluster", "create", "compat-cluster", "postgresql", version,
+                                         "--instance", "flavor=d1,volume=1")),
+        "ssl show": ("member", osc("ssl", "show", pid)),
     })
+
+
+@pytest.fixture(scope="module")
+def no_clusters(mode) -> dict[str, Printed]:
+    made_up = str(uuid.uuid4())
+    return mode.osc("member", {"cluster list": as_json("cluster", "list"),
+                               "cluster show": as_json("cluster", "show", made_up)}) | {"made-up id": made_up}
+
+
+@pytest.fixture(scope="module")
+def registered_version(mode) -> dict[str, Printed]:
+    """An admin registers a datastore version (shared by every project: a name of
+    its own), switches it off and deletes it."""
+    name = f"compat-{uuid.uuid4().hex[:8]}"
+    printed = mode.osc("admin", {"datastore version create": [
+        "datastore", "version", "create", name, "postgresql", "postgresql", "an-image", "--active",
+        "--version-number", "99.1"]})
+    made = [v.id for v in mode.admin.mgmt_ds_versions.list() if v.name == name]
+    try:
+        printed |= mode.osc("member", {"datastore version show as a member": [
+            "datastore", "version", "show", name, "--datastore", "postgresql", "-f", "json"]})
+        printed |= mode.osc("admin", {"datastore version set --disable": [
+            "datastore", "version", "set", *made, "--disable"]})
+        printed |= mode.osc("member", {"datastore version list once disabled": [
+            "datastore", "version", "list", "postgresql", "-f", "json"]})
+        printed |= mode.osc("admin", {"datastore version delete": ["datastore", "version", "delete", *made]})
+        printed |= mode.osc("admin", {"datastore version list after delete": [
+            "datastore", "version", "list", "postgresql", "-f", "json"]})
+        return printed | {"name": name}
+    finally:
+        for version_id in made:
+            try:
+                mode.admin.mgmt_ds_versions.delete(version_id)
+            except trove_exc.NotFound:
+                pass  # deleted above
 
 
 @pytest.fixture(scope="module")
@@ -582,7 +620,7 @@ def test_logs(logs):
 def test_configuration_default_instances_detach_set_attach_delete(primary, group_changes):
     printed, gid = group_changes, primary.group_id
     assert [i["ID"] for i in printed["configuration instances"].json()] == [primary.id]
-    assert printed["configuration default"].json()["statement_timeout"] == "2500"  # what the engine runs
+    assert printed["configuration default"].json()["statement_timeout"] == 2500  # what the engine runs
     assert printed["configuration detach"].silent and printed["configuration attach"].silent
     assert printed["configuration parameter set"].silent and printed["configuration set"].silent
     shown = printed["configuration show after set"].json()
@@ -674,6 +712,32 @@ def test_what_coffer_does_not_do_is_a_clear_error(refused):
     assert f"postgresql {version}" in refused["instance upgrade"].err
     assert "'rebuild' (rebuilding from an image) is not available" in refused["instance rebuild"].err
     assert "Changing 'access' of an instance is not available" in refused["instance update --is-private"].err
+
+
+def test_clusters_are_none_and_creating_one_says_to_use_replicas(no_clusters, refused):
+    assert no_clusters["cluster list"].json() == []
+    shown = no_clusters["cluster show"]
+    assert shown.out == "" and f"No cluster with a name or ID of '{no_clusters['made-up id']}' exists." in shown.err
+    created = refused["cluster create"]
+    assert created.status != 0 and created.out == ""
+    assert "Clusters are not supported by Coffer; use replicas (replica_of) for replication." in created.err
+
+
+def test_ssl_is_not_supported(refused):
+    printed = refused["ssl show"]
+    assert printed.status != 0 and printed.out == ""
+    assert "SSL for an instance is not supported by Coffer" in printed.err and "(HTTP 501)" in printed.err
+
+
+def test_an_admin_registers_disables_and_deletes_a_datastore_version(registered_version):
+    printed, name = registered_version, registered_version["name"]
+    assert printed["datastore version create"].silent
+    shown = printed["datastore version show as a member"].json()
+    assert shown["name"] == name and shown["version"] == "99.1"
+    assert printed["datastore version set --disable"].silent
+    assert name not in {v["Name"] for v in printed["datastore version list once disabled"].json()}
+    assert printed["datastore version delete"].silent
+    assert name not in {v["Name"] for v in printed["datastore version list after delete"].json()}
 
 
 def test_instance_delete(primary, replica, deleted):
