@@ -468,11 +468,22 @@ def refused(mode, primary) -> dict[str, Printed]:
     })
 
 
+CLUSTER_COMMANDS = {  # each naming a cluster, none of which exists
+    "cluster show": ["show", "{}"], "cluster delete": ["delete", "{}"], "cluster force delete": ["force", "delete", "{}"],
+    "cluster grow": ["grow", "{}", "--instance", "flavor=d1,volume=1"], "cluster shrink": ["shrink", "{}", "member-1"],
+    "cluster upgrade": ["upgrade", "{}", "15"], "cluster reset status": ["reset", "status", "{}"],
+    "cluster list instances": ["list", "instances", "{}"], "cluster modules": ["modules", "{}"]}
+
+
 @pytest.fixture(scope="module")
-def no_clusters(mode) -> dict[str, Printed]:
-    made_up = str(uuid.uuid4())
-    return mode.osc("member", {"cluster list": as_json("cluster", "list"),
-                               "cluster show": as_json("cluster", "show", made_up)}) | {"made-up id": made_up}
+def no_clusters_no_ssl(mode, primary) -> dict[str, Printed]:
+    made_up, pid = str(uuid.uuid4()), primary.id
+    return mode.osc("member", {
+        "cluster list": as_json("cluster", "list"),
+        **{label: osc("cluster", *(made_up if w == "{}" else w for w in words))
+           for label, words in CLUSTER_COMMANDS.items()},
+        "ssl enable": osc("ssl", "enable", pid, "a-container-ref"), "ssl disable": osc("ssl", "disable", pid),
+        "ssl rollback": osc("ssl", "rollback", pid)}) | {"made-up id": made_up}
 
 
 @pytest.fixture(scope="module")
@@ -714,19 +725,23 @@ def test_what_coffer_does_not_do_is_a_clear_error(refused):
     assert "Changing 'access' of an instance is not available" in refused["instance update --is-private"].err
 
 
-def test_clusters_are_none_and_creating_one_says_to_use_replicas(no_clusters, refused):
-    assert no_clusters["cluster list"].json() == []
-    shown = no_clusters["cluster show"]
-    assert shown.out == "" and f"No cluster with a name or ID of '{no_clusters['made-up id']}' exists." in shown.err
+def test_clusters_are_none_and_creating_one_says_to_use_replicas(no_clusters_no_ssl, refused):
+    printed = no_clusters_no_ssl
+    assert printed["cluster list"].json() == []
+    for label in CLUSTER_COMMANDS:
+        assert printed[label].out == "" and printed["made-up id"] in printed[label].err, label
+    assert f"No cluster with a name or ID of '{printed['made-up id']}' exists." in printed["cluster show"].err
     created = refused["cluster create"]
     assert created.status != 0 and created.out == ""
     assert "Clusters are not supported by Coffer; use replicas (replica_of) for replication." in created.err
 
 
-def test_ssl_is_not_supported(refused):
-    printed = refused["ssl show"]
-    assert printed.status != 0 and printed.out == ""
-    assert "SSL for an instance is not supported by Coffer" in printed.err and "(HTTP 501)" in printed.err
+def test_ssl_is_not_supported(no_clusters_no_ssl, refused):
+    shown = refused["ssl show"]
+    assert shown.status != 0 and shown.out == ""
+    for printed in (shown, *(no_clusters_no_ssl[f"ssl {verb}"] for verb in ("enable", "disable", "rollback"))):
+        assert "SSL for an instance is not supported by Coffer" in printed.err and "(HTTP 501)" in printed.err, \
+            printed.command
 
 
 def test_an_admin_registers_disables_and_deletes_a_datastore_version(registered_version):
