@@ -152,6 +152,14 @@ def connect(inst, user: str, password: str, dbname: str) -> psycopg.Connection:
                            autocommit=True)
 
 
+def logs_in(inst, user: str, password: str) -> bool:
+    try:
+        connect(inst, user, password, "appdb").close()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
 @dataclass
 class Made:
     """An instance (or group) a fixture made, and what the commands printed on the way."""
@@ -257,7 +265,7 @@ def accounts(mode, primary) -> dict[str, Printed]:
     })
     wait_for(lambda: access("alice") == {"salesdb", "appdb"}, 30, what="alice granted appdb")
     inst = client.instances.get(pid)
-    printed["alice logs in with the new password"] = wait_for(lambda: _logs_in(inst, "alice", ALICE_NEW_PASSWORD),
+    printed["alice logs in with the new password"] = wait_for(lambda: logs_in(inst, "alice", ALICE_NEW_PASSWORD),
                                                               30, what="alice's new password")
     printed |= mode.osc("member", {
         "user show access": as_json("user", "show", "access", pid, "alice"),
@@ -274,14 +282,6 @@ def accounts(mode, primary) -> dict[str, Printed]:
     printed |= mode.osc("member", {"user list after delete": as_json("user", "list", pid),
                                    "db list after delete": as_json("db", "list", pid)})
     return printed
-
-
-def _logs_in(inst, user: str, password: str) -> bool:
-    try:
-        connect(inst, user, password, "appdb").close()
-        return True
-    except psycopg.OperationalError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +377,7 @@ def restored(mode, backups):
     instance_id = printed["instance create --backup"].json()["id"]
     try:
         inst = wait_active(client, instance_id, timeout=120)
-        printed["app logs in on the restored"] = _logs_in(inst, "app", APP_PASSWORD)
+        printed["app logs in on the restored"] = logs_in(inst, "app", APP_PASSWORD)
         printed |= mode.osc("member", {"backup delete": osc("backup", "delete", "compat-incr")})
         wait_for(lambda: "compat-incr" not in {b.name for b in client.backups.list()}, 30, what="compat-incr deleted")
         printed |= mode.osc("member", {"backup list after delete": as_json("backup", "list")})
@@ -719,7 +719,7 @@ def test_what_coffer_does_not_do_is_a_clear_error(refused):
     version = installed_pg_version()
     for label, printed in refused.items():
         assert printed.status != 0 and printed.out == "", label
-    assert f"the only installed version of postgresql" in refused["instance upgrade"].err
+    assert "the only installed version of postgresql" in refused["instance upgrade"].err
     assert f"postgresql {version}" in refused["instance upgrade"].err
     assert "'rebuild' (rebuilding from an image) is not available" in refused["instance rebuild"].err
     assert "Changing 'access' of an instance is not available" in refused["instance update --is-private"].err
