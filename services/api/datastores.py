@@ -1,7 +1,7 @@
 """Datastores and their versions (reference §4.1): what the compute drivers offer,
 learnt from the provisioner's datastore events, and what administrators registered
-(mgmt.py); tenants see the active ones only. And each version's configuration
-parameter rules (parameter_rules.py, with an administrator's changes: groups.rules_of)."""
+(mgmt_versions.py); tenants see the active ones only. And each version's configuration
+parameter rules (parameter_rules.py, with an administrator's changes: version_parameters.py)."""
 from __future__ import annotations
 
 from aiohttp import web
