@@ -162,7 +162,7 @@ def logs_in(inst, user: str, password: str) -> bool:
 
 @dataclass
 class Made:
-    """An instance (or group) a fixture made, and what the commands printed on the way."""
+    """What a fixture made (an instance with its group, a backup), and what the commands printed on the way."""
     id: str
     printed: dict[str, Printed]
     group_id: str = ""
