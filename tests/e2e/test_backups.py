@@ -186,8 +186,12 @@ def test_postgresql_restores_to_a_point_in_time_between_two_writes(stack, client
     incremental = wait_backup(client, client.backups.create("pg-inc", instance=iid, incremental=1).id)
     assert incremental.status == "COMPLETED" and incremental.parent_id == full.id, \
         getattr(incremental, "fail_reason", None)
+    # and one taken with nothing written since (the server idle, its WAL segment empty) restores too
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    idle = wait_backup(client, client.backups.create("pg-inc-idle", instance=iid, incremental=1).id)
+    assert idle.status == "COMPLETED" and idle.parent_id == incremental.id, getattr(idle, "fail_reason", None)
     pg_write(address, ["INSERT INTO moments VALUES (4, 'after the incremental')"])
-    from_incremental = wait_active(client, restore(client, incremental, "pg-from-inc").id, timeout=120)
+    from_incremental = wait_active(client, restore(client, idle, "pg-from-inc").id, timeout=120)
     with psycopg.connect(host=from_incremental.ip[0], port=5432, user="app", password=PASSWORD,
                          dbname="appdb") as conn:
         assert [r[0] for r in conn.execute("SELECT id FROM moments ORDER BY id").fetchall()] == [1, 2, 3]

@@ -76,10 +76,14 @@ def test_clusters_are_an_empty_collection_and_creating_one_says_to_use_replicas(
     assert fault(project.call("GET", "/mgmt/clusters", role="member"))[:2] == (401, "unauthorized")
     # what the CLI prints
     mode = builtin_mode(stack)
-    listed, shown = mode.osc("member", ["database", "cluster", "list", "-f", "json"],
-                             ["database", "cluster", "show", made_up])
-    assert json.loads(listed) == [] and shown == ""
-    assert f"No cluster with a name or ID of '{made_up}' exists." in mode.errors  # its 404, then the name lookup
+    try:
+        printed = mode.osc("member", {"list": ["database", "cluster", "list", "-f", "json"],
+                                      "show": ["database", "cluster", "show", made_up]})
+    finally:
+        mode.close()
+    assert printed["list"].json() == [] and printed["show"].out == ""
+    # its 404, then the name lookup
+    assert f"No cluster with a name or ID of '{made_up}' exists." in printed["show"].err
 
 
 def test_ssl_is_501_for_an_instance_and_404_for_any_other(stack, project, instance):
@@ -98,9 +102,9 @@ def versions_of(client, datastore: str = "postgresql") -> dict:
 
 def test_an_admin_registers_switches_off_and_deletes_a_version_with_the_cli(stack, project):
     name, mode = f"reg-{uuid.uuid4().hex[:6]}", builtin_mode(stack)
-    mode.osc("admin", ["datastore", "version", "create", name, "postgresql", "postgresql", "img-1", "--active",
-                       "--version-number", "99.1"])
-    assert mode.errors == ""
+    created = mode.osc("admin", {"create": ["datastore", "version", "create", name, "postgresql", "postgresql",
+                                            "img-1", "--active", "--version-number", "99.1"]})
+    assert created["create"].silent
     registered = versions_of(project.member)[name]
     before = project.admin.datastores.get("postgresql").default_version
     try:
@@ -108,15 +112,15 @@ def test_an_admin_registers_switches_off_and_deletes_a_version_with_the_cli(stac
         shown = project.call("GET", f"/mgmt/datastore-versions/{registered.id}").json()["version"]
         assert (shown["active"], shown["offered"], shown["datastore_manager"], shown["image"]) == (
             True, False, "postgresql", "img-1")
-        mode.osc("member", ["datastore", "version", "create", f"{name}-m", "postgresql", "postgresql", "img-1",
-                            "--active"])
-        assert "Failed to create datastore version" in mode.errors and "(HTTP 401)" in mode.errors
+        refused = mode.osc("member", {"create": ["datastore", "version", "create", f"{name}-m", "postgresql",
+                                                 "postgresql", "img-1", "--active"]})["create"].err
+        assert "Failed to create datastore version" in refused and "(HTTP 401)" in refused
         # no driver here runs it: refused when asked for, not left to fail later
         with pytest.raises(trove_errors.BadRequest, match="no compute driver here runs it"):
             project.member.instances.create("never", "d1", volume={"size": 1}, datastore="postgresql",
                                             datastore_version=name)
         # switched off: hidden from tenants, still the admins' to see
-        assert mode.osc("admin", ["datastore", "version", "set", registered.id, "--disable"]) == [""]
+        assert mode.osc("admin", {"set": ["datastore", "version", "set", registered.id, "--disable"]})["set"].silent
         assert name not in versions_of(project.member) and name in versions_of(project.admin)
         assert fault(project.call("GET", f"/datastores/versions/{registered.id}", role="member"))[0] == 404
         with pytest.raises(trove_errors.BadRequest, match="is not active"):
@@ -129,8 +133,9 @@ def test_an_admin_registers_switches_off_and_deletes_a_version_with_the_cli(stac
         assert "default_version" not in project.call("GET", "/datastores/postgresql").json()["datastore"]
     finally:
         project.admin.mgmt_ds_versions.edit(before, default="true")
-        deleted = mode.osc("admin", ["datastore", "version", "delete", registered.id])
-    assert deleted == [""] and name not in versions_of(project.admin)
+        deleted = mode.osc("admin", {"delete": ["datastore", "version", "delete", registered.id]})["delete"]
+        mode.close()
+    assert deleted.silent and name not in versions_of(project.admin)
 
 
 def test_registering_refuses_what_coffer_cannot_run_or_already_has(project):

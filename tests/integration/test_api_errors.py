@@ -71,6 +71,8 @@ def test_unknown_ids_are_404(api):
     fault(api("DELETE", "/instances/nope"), "itemNotFound", 404)
     fault(api("GET", "/flavors/nope"), "itemNotFound", 404)
     fault(api("GET", "/datastores/nope"), "itemNotFound", 404)
+    fault(api("GET", "/datastores/nope/versions/nope/flavors"), "itemNotFound", 404)
+    fault(api("GET", "/datastores/postgresql/versions/nope/flavors"), "itemNotFound", 404)
     fault(api("GET", "/no-such-collection"), "itemNotFound", 404)
 
 
