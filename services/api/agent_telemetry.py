@@ -3,8 +3,8 @@ volume use (Trove's `volume.used`), and when its agent was last heard from with 
 engine's process figures (the mgmt diagnostics and rpc_ping, mgmt_guest.py).
 A heartbeat is a fact that only the newest one matters of, so no inbox: a
 redelivery writes the same values. Written only when the volume use moved by
-MIN_CHANGE_BYTES or FIGURES_EVERY_SECONDS passed, so a second's heartbeat of every
-instance costs no write."""
+MIN_CHANGE_BYTES, FIGURES_EVERY_SECONDS passed or the engine went up or down or changed
+role, so a second's heartbeat of every instance costs no write."""
 from __future__ import annotations
 
 import json
@@ -27,6 +27,7 @@ class AgentTelemetry:
         self.store = store
         self.written: dict[str, int] = {}  # instance id -> the use last written by this process
         self.heard: dict[str, float] = {}  # instance id -> sent_at (s) of the heartbeat last written
+        self.states: dict[str, tuple] = {}  # instance id -> (engine up, role) last written: a change is written at once
 
     async def handle(self, event: Event) -> None:
         await self.handle_batch([event])
@@ -39,7 +40,9 @@ class AgentTelemetry:
             used = beat.get("disk_used_bytes", 0)
             if abs(used - self.written.get(iid, -MIN_CHANGE_BYTES)) >= MIN_CHANGE_BYTES:
                 uses[iid] = used
-            if beat["sent_at"].timestamp() - self.heard.get(iid, 0) >= FIGURES_EVERY_SECONDS:
+            state = (beat.get("engine_up"), beat.get("role"))
+            if (beat["sent_at"].timestamp() - self.heard.get(iid, 0) >= FIGURES_EVERY_SECONDS
+                    or state != self.states.get(iid)):
                 beats[iid] = {"instance_id": iid, "heartbeat_at": beat["sent_at"],
                               "figures": json.dumps({k: beat[k] for k in FIGURES if k in beat})}
         if not uses and not beats:
@@ -54,3 +57,4 @@ class AgentTelemetry:
                     set_={"heartbeat_at": upsert.excluded.heartbeat_at, "figures": upsert.excluded.figures}))
         self.written.update(uses)
         self.heard.update({iid: b["heartbeat_at"].timestamp() for iid, b in beats.items()})
+        self.states.update({iid: (latest[iid].get("engine_up"), latest[iid].get("role")) for iid in beats})

@@ -230,7 +230,9 @@ def test_mgmt_guest_routes_show_root_history_hardware_diagnostics_and_ping(proje
     assert hw.hwinfo == {"mem_total": 512 * 1024, "num_cpus": 1}  # flavor d1
     wait_for(lambda: project.call("GET", f"/mgmt/instances/{instance.id}/rpc_ping").status_code == 204, 30,
              what="the agent's heartbeat")
-    figures = diagnostics.DiagnosticsInterrogator(project.admin).get(instance.id)
+    # the figures of a heartbeat sent while the engine still started may be the ones recorded yet
+    figures = wait_for(lambda: (d := diagnostics.DiagnosticsInterrogator(project.admin).get(instance.id)).engine_up
+                       and d, 30, what="diagnostics of the running engine")
     assert figures.vmRss > 0 and figures.engine_up is True and figures.role == "primary"
     upgrade = project.call("POST", f"/mgmt/instances/{instance.id}/upgrade", {"upgrade": {}})
     assert fault(upgrade)[:2] == (501, "notImplemented")
