@@ -58,8 +58,11 @@ def busy(instance) -> Fault:
     if instance.status == "SHUTDOWN" and not instance.task:
         return Fault(422, f"Instance {instance.id} is stopped (SHUTDOWN): start it first "
                           "(POST /instances/{id}/action {\"start\": {}}).")
+    # an action that keeps the status (a configuration change, a stop) is named: "status was
+    # ACTIVE" alone reads as if nothing were running
+    doing = f", task {instance.task} running" if instance.task else ""
     return Fault(422, f"Instance {instance.id} is not currently available for an action to be performed "
-                      f"(status was {instance.status}).")
+                      f"(status was {instance.status}{doing}).")
 
 
 def seal_for(instance, secrets: dict) -> str:

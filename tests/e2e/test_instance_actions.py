@@ -38,8 +38,9 @@ def test_restart_restarts_the_engine_and_keeps_the_data(stack, pg):
 
     client.instances.restart(pg.id)
     assert client.instances.get(pg.id).status in ("REBOOT", "ACTIVE")
-    with pytest.raises(trove_exc.UnprocessableEntity):
+    with pytest.raises(trove_exc.UnprocessableEntity) as refused:
         client.instances.restart(pg.id)  # a second action while the first runs
+    assert "task restart running" in str(refused.value)
     wait_active(client, pg.id)
 
     [after] = postmasters(instance_dir)
