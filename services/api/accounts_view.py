@@ -7,8 +7,8 @@ import json
 
 from sqlalchemy import delete, select
 
-from . import operations
-from .account_state import ACTIONS, AccountState
+from . import naming, operations
+from .account_state import ACTIONS, AccountState, found
 from .rest import now
 from .tables import (instance_databases, instance_root, instance_users, operations as operations_table,
                      requested_accounts, root_history, user_grants)
@@ -97,8 +97,17 @@ async def remember_requested(conn, instance_id: str, databases: list[dict], user
             instance_id=instance_id, databases=json.dumps(databases), users=json.dumps(users)))
 
 
-async def instance_active(conn, instance_id: str) -> None:
-    """The create's prepare succeeded: its databases and users exist now."""
+async def instance_active(conn, instance_id: str, datastore: str, inventory: dict | None) -> None:
+    """The create's prepare succeeded: its databases and users exist now. Data that
+    came from a copy (a restored backup) holds more: the engine's inventory of it
+    replaces the view (it includes what the request named)."""
+    if inventory is not None:
+        rules = naming.rules_for(datastore)
+        before = await load(conn, instance_id)
+        after = found(inventory, rules.reserved_databases, rules.reserved_users)
+        await save(conn, instance_id, before, after)
+        await drop_requested(conn, instance_id)
+        return
     row = (await conn.execute(select(requested_accounts).where(
         requested_accounts.c.instance_id == instance_id))).first()
     if row is None:
