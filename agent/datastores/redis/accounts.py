@@ -82,7 +82,7 @@ class RedisAccounts(Accounts):
         await self._acl("SAVE")
 
     async def inventory(self) -> dict:
-        names = [name.decode() for name in await self._admin().acl_users()]
+        names = await self._admin().acl_users()
         root = (await self._admin().acl_getuser(ROOT))["flags"]  # enabled: on, with a password
         return {"databases": [], "root_enabled": "on" in root and "nopass" not in root,
                 "users": [{"name": name, "host": "%", "databases": []}
