@@ -80,9 +80,9 @@ def _unescape(pattern: str) -> str:
 def _inventory(cur, admin: str) -> dict:
     cur.execute("SHOW DATABASES")
     databases = sorted(name for (name,) in cur.fetchall() if name not in SYSTEM_DATABASES)
-    # the tenant's accounts: not the engine's (mariadb.sys, PUBLIC roles), the agent's, root or a replica's
-    cur.execute("SELECT User, Host FROM mysql.global_priv WHERE User NOT IN ('', 'mariadb.sys', 'root', %s) "
-                "AND NOT JSON_VALUE(Priv, '$.is_role') <=> 'Y' ORDER BY User, Host", (admin,))
+    # the tenant's accounts: not the engine's (mariadb.sys, roles), the agent's, root or a replica's
+    cur.execute("SELECT User, Host FROM mysql.user WHERE is_role = 'N' "
+                "AND User NOT IN ('', 'mariadb.sys', 'root', %s) ORDER BY User, Host", (admin,))
     accounts = [(user, host) for user, host in cur.fetchall() if not REPLICATION_ACCOUNT.fullmatch(user)]
     cur.execute("SELECT User, Host, Db FROM mysql.db")
     grants = {(user, host, _unescape(pattern)) for user, host, pattern in cur.fetchall()}
