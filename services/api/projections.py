@@ -64,14 +64,15 @@ class Projections:
 
     async def active(self, uow, event):
         d = event.data
-        row = (await uow.conn.execute(select(instances.c.task).where(instances.c.id == d["instance_id"]))).first()
+        row = (await uow.conn.execute(select(instances.c.task, instances.c.datastore).where(
+            instances.c.id == d["instance_id"]))).first()
         if row is None or row.task == "delete":
             return  # deleted meanwhile: the delete wins
         await self._set(uow, d["instance_id"], status="ACTIVE", operating_status=d["operating_status"],
                         health_at=operations.event_time(event),
                         address=d["address"], host=d["host"], zone=d["zone"], fault_message=None,
                         fault_details=None, fault_at=None)
-        await accounts_view.instance_active(uow.conn, d["instance_id"])
+        await accounts_view.instance_active(uow.conn, d["instance_id"], row.datastore, d.get("accounts"))
 
     async def failed(self, uow, event):
         d = event.data
