@@ -104,6 +104,9 @@ def test_mariadb_replica_follows_its_primary(stack):
     # the replica lists the accounts its copy of the primary brought
     assert [d.name for d in client.databases.list(replica.id)] == ["appdb"]
     assert [(u.name, u.host) for u in client.users.list(replica.id)] == [("app", "%")]
+    # accounts are changed on the primary: a replica refuses, naming it
+    with pytest.raises(exceptions.BadRequest, match=f"replica of {primary.id}"):
+        client.databases.create(replica.id, [{"name": "on_replica"}])
     # a database made on the primary since reaches the replica's engine (not yet its list) ...
     client.databases.create(primary.id, [{"name": "late"}])
 
