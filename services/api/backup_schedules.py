@@ -89,10 +89,8 @@ class BackupSchedules:
 
     async def put(self, request):
         policy.authorize(request, "backup:create")
-        spec = validation.body_object(await read_json(request), "backup_schedule")
-        unknown = sorted(set(spec) - KEYS - {"instance_id", "next_full_at", "next_incremental_at"})
-        if unknown:
-            raise bad_request(f"Validation error: backup_schedule has unexpected attributes {unknown}.")
+        spec = validation.body_object(await read_json(request), "backup_schedule",
+                                      KEYS | {"instance_id", "next_full_at", "next_incremental_at"})
         full = validation.cron(spec.get("full"), "backup_schedule['full']")
         incremental = (validation.cron(spec["incremental"], "backup_schedule['incremental']")
                        if spec.get("incremental") else None)

@@ -97,10 +97,7 @@ class BackupStrategies:
 
     async def create(self, request):
         policy.authorize(request, "backup_strategy:create")
-        spec = validation.body_object(await read_json(request), "backup_strategy")
-        unknown = sorted(set(spec) - KEYS)
-        if unknown:
-            raise bad_request(f"Validation error: backup_strategy has unexpected attributes {unknown}.")
+        spec = validation.body_object(await read_json(request), "backup_strategy", KEYS)
         if "swift_container" not in spec:
             raise bad_request("Validation error: backup_strategy['swift_container'] is required.")
         container = validation.container(spec["swift_container"], "backup_strategy['swift_container']")

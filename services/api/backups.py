@@ -209,10 +209,7 @@ class Backups:
     # -- create ------------------------------------------------------------
     async def create(self, request):
         policy.authorize(request, "backup:create")
-        spec = validation.body_object(await read_json(request), "backup")
-        unknown = sorted(set(spec) - CREATE_KEYS)
-        if unknown:
-            raise bad_request(f"Validation error: backup has unexpected attributes {unknown}.")
+        spec = validation.body_object(await read_json(request), "backup", CREATE_KEYS)
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
             raise bad_request("Validation error: backup['name'] is required and must be a non-empty string.")

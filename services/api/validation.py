@@ -17,9 +17,13 @@ HOST_RE = re.compile(r"^[A-Za-z0-9.%_:/-]{1,255}$")
 CHARSET_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # character set and collation names
 
 
-def body_object(body, key: str) -> dict:
+def body_object(body, key: str, keys: set[str] | frozenset[str] | None = None) -> dict:
+    """The object under `key`; with `keys`, one that holds no other attributes."""
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
         raise bad_request(f"Validation error: the request body needs an object '{key}'.")
+    unknown = sorted(set(body[key]) - keys) if keys is not None else None
+    if unknown:
+        raise bad_request(f"Validation error: {key} has unexpected attributes {unknown}.")
     return body[key]
 
 

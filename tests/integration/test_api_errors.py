@@ -55,6 +55,16 @@ def test_invalid_create_is_400_and_creates_nothing(api, overrides, fragment):
     assert instance_count(api) == before
 
 
+@pytest.mark.parametrize("path, body", [
+    ("/backups", {"backup": {"name": "b", "instance": "x", "colour": "red"}}),
+    ("/backup_strategies", {"backup_strategy": {"swift_container": "c", "colour": "red"}}),
+])
+def test_unexpected_attributes_are_400_naming_them(api, path, body):
+    key = next(iter(body))
+    assert fault(api("POST", path, json=body), "badRequest", 400) == (
+        f"Validation error: {key} has unexpected attributes ['colour'].")
+
+
 def test_unknown_datastore_is_404(api):
     fault(api("POST", "/instances", json=good_body(datastore={"type": "nosuchdb"})), "itemNotFound", 404)
 
