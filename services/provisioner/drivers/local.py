@@ -275,10 +275,13 @@ class LocalDriver(ComputeDriver):
         directory = self._public_dir(instance_id)
         directory.mkdir(parents=True, exist_ok=True)
         _write_atomically(directory / "target", f"{target[0]}:{target[1]}\n")
-        _write_atomically(directory / "allowed", "".join(f"{c}\n" for c in allowed_cidrs))
+        allowed = "".join(f"{c}\n" for c in allowed_cidrs)
+        changed = not (directory / "allowed").exists() or (directory / "allowed").read_text() != allowed
+        _write_atomically(directory / "allowed", allowed)
         pid = _read_pid(directory / "forwarder.pid")
         if pid is not None and _pid_alive(pid):
-            os.kill(pid, signal.SIGHUP)  # connections admitted under the old networks are cut
+            if changed:
+                os.kill(pid, signal.SIGHUP)  # connections admitted under the old networks are cut
             address, port = (directory / "listen").read_text().strip().rsplit(":", 1)
             return address, int(port)
         address = public_address()
