@@ -49,3 +49,10 @@ class Accounts(ABC):
     @abstractmethod
     async def disable_root(self) -> None:
         """Root's password stops working, for new and open sessions."""
+
+    @abstractmethod
+    async def inventory(self) -> dict:
+        """The tenant's databases and users as the engine has them, for data that came
+        from a copy: {"databases": [name], "users": [{name, host, databases}],
+        "root_enabled": whether root can log in}. Never the engine's own accounts
+        (the agent's, replication's, root's) among the users, nor a password."""

@@ -119,7 +119,7 @@ class Agent:
             try:
                 self.epochs.admit(command.data.get("epoch", 0))
                 if command.type == "coffer.agent.prepare.v1":
-                    await self.prepare(command.data)
+                    output = await self.prepare(command.data)
                 elif command.type == "coffer.agent.command.v1":
                     output = await self.run_verb(name, command.data)
                 else:
@@ -154,7 +154,9 @@ class Agent:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    async def prepare(self, data: dict) -> None:
+    async def prepare(self, data: dict) -> dict:
+        """Make the requested databases and users; when the data came from a copy,
+        the output names every database and user the engine then has."""
         passwords = sealing.open_sealed(self.key, data["sealed_credentials"]) if data.get("sealed_credentials") else {}
         missing = [u["name"] for u in data["users"] if u["name"] not in passwords]
         if missing:
@@ -163,6 +165,7 @@ class Agent:
                  for u in data["users"]]
         await asyncio.wait_for(asyncio.shield(self.engine_up), 120)
         await self.manager.prepare(data["databases"], users)
+        return {"accounts": await self.manager.inventory()} if data.get("inventory") else {}
 
     async def run_verb(self, name: str, data: dict) -> dict:
         """One verb of the manager, once the engine's bring-up has ended."""

@@ -34,10 +34,17 @@ async def set_synchronous(manager, arguments: dict, secrets: dict) -> None:
     await manager.set_synchronous(bool(arguments["enabled"]))
 
 
+async def _inventory(manager, arguments: dict) -> dict:
+    """The accounts a copy of another instance's data brought, when asked (the API's
+    view of this instance then starts from them)."""
+    return {"accounts": await manager.inventory()} if arguments.get("inventory") else {}
+
+
 @verb("follow")
-async def follow(manager, arguments: dict, secrets: dict) -> None:
+async def follow(manager, arguments: dict, secrets: dict) -> dict:
     await manager.follow(SourceLink(arguments["address"], int(arguments["port"]), _account(arguments),
                                     secrets["password"], _account(arguments)), bool(arguments.get("copy_data")))
+    return await _inventory(manager, arguments)
 
 
 @verb("promote")
@@ -50,7 +57,7 @@ async def promote(manager, arguments: dict, secrets: dict) -> dict:
             raise TimeoutError(f"the replica did not reach position {target} within {CATCH_UP_SECONDS:.0f} s")
         await asyncio.sleep(0.01)
     await manager.promote()
-    return _state(await manager.replication_state())
+    return {**_state(await manager.replication_state()), **await _inventory(manager, arguments)}
 
 
 @verb("replication_state")

@@ -66,3 +66,15 @@ class AccountState:
         elif action == "disable_root":
             self.root_enabled = False
         # change_passwords changes nothing the API keeps
+
+
+def found(inventory: dict, reserved_databases: frozenset[str], reserved_users: frozenset[str]) -> AccountState:
+    """What an engine reported holding (coffer.instance.active.v1's accounts): its root,
+    and its databases and users without the names a request may not use (the
+    engine's own, never listed)."""
+    state = AccountState(root_enabled=inventory["root_enabled"])
+    state.databases = {db for db in inventory["databases"] if db.lower() not in reserved_databases}
+    for user in inventory["users"]:
+        if user["name"].lower() not in reserved_users:
+            state.users[(user["name"], user["host"])] = set(user["databases"]) & state.databases
+    return state

@@ -114,15 +114,19 @@ class Accounts:
 
     # -- shared checks ---------------------------------------------------------
     @staticmethod
-    async def _instance(conn, request, databases: bool = False):
+    async def _instance(conn, request, databases: bool = False, change: bool = False):
         """The caller's instance, if its datastore has accounts (and databases) and
-        its engine runs: 404, else Trove's 422s."""
+        its engine runs: 404, else Trove's 422s. A `change` of accounts a replica copies
+        from its primary is refused: its engine is read-only and the primary's would win."""
         inst = await instances.find(conn, request)
         rules = naming.rules_for(inst.datastore)
         if not naming.has_accounts(inst.datastore) or (databases and not rules.has_databases):
             raise unsupported(inst.datastore)
         if inst.status not in operations.RUNNING:
             raise Fault(422, f"Instance {inst.id} is not ready, status: {inst.status}.")
+        if change and inst.replica_of_id and rules.replicas_copy_accounts:
+            raise bad_request(f"Instance {inst.id} is a replica of {inst.replica_of_id}: its databases, users "
+                              "and root follow its primary's; change them there.")
         return inst, rules
 
     @staticmethod
@@ -155,7 +159,7 @@ class Accounts:
         policy.authorize(request, "instance:extension:database:create")
         body = await read_json(request)
         async with self.store.uow() as uow:
-            inst, rules = await self._instance(uow.conn, request, databases=True)
+            inst, rules = await self._instance(uow.conn, request, databases=True, change=True)
             dbs = validation.databases(body_list(body, "databases"), rules, inst.datastore)
             state = await accounts_view.projected(uow.conn, inst.id)
             for db in dbs:
@@ -171,7 +175,7 @@ class Accounts:
     async def delete_database(self, request):
         policy.authorize(request, "instance:extension:database:delete")
         async with self.store.uow() as uow:
-            inst, rules = await self._instance(uow.conn, request, databases=True)
+            inst, rules = await self._instance(uow.conn, request, databases=True, change=True)
             name = self._database_name(request, rules)
             if name not in (await accounts_view.projected(uow.conn, inst.id)).databases:
                 raise not_found(f"Database {name!r} could not be found.")
@@ -191,7 +195,7 @@ class Accounts:
         policy.authorize(request, "instance:extension:user:create")
         body = await read_json(request)
         async with self.store.uow() as uow:
-            inst, rules = await self._instance(uow.conn, request)
+            inst, rules = await self._instance(uow.conn, request, change=True)
             state = await accounts_view.projected(uow.conn, inst.id)
             users = validation.users(body_list(body, "users"), state.databases, rules)
             for user in users:
@@ -207,7 +211,7 @@ class Accounts:
         policy.authorize(request, "instance:extension:user:update")
         body = await read_json(request)
         async with self.store.uow() as uow:
-            inst, rules = await self._instance(uow.conn, request)
+            inst, rules = await self._instance(uow.conn, request, change=True)
             state = await accounts_view.projected(uow.conn, inst.id)
             accounts, passwords = [], []
             for user in body_list(body, "users"):
@@ -239,7 +243,7 @@ class Accounts:
         if not spec:
             raise bad_request("Validation error: give at least one of the user's name, password or host.")
         async with self.store.uow() as uow:
-            inst, rules = await self._instance(uow.conn, request)
+            inst, rules = await self._instance(uow.conn, request, change=True)
             account = self._account(request, rules)
             state = await accounts_view.projected(uow.conn, inst.id)
             self._known_user(state, account)
@@ -262,7 +266,7 @@ class Accounts:
     async def delete_user(self, request):
         policy.authorize(request, "instance:extension:user:delete")
         async with self.store.uow() as uow:
-            inst, rules = await self._instance(uow.conn, request)
+            inst, rules = await self._instance(uow.conn, request, change=True)
             account = self._account(request, rules)
             self._known_user(await accounts_view.projected(uow.conn, inst.id), account)
             await operations.start(uow, inst, "delete_user", {"name": account[0], "host": account[1]},
@@ -282,7 +286,7 @@ class Accounts:
         policy.authorize(request, "instance:extension:user_access:update")
         body = await read_json(request)
         async with self.store.uow() as uow:
-            inst, rules = await self._instance(uow.conn, request, databases=True)
+            inst, rules = await self._instance(uow.conn, request, databases=True, change=True)
             account = self._account(request, rules)
             state = await accounts_view.projected(uow.conn, inst.id)
             self._known_user(state, account)
@@ -299,7 +303,7 @@ class Accounts:
     async def revoke(self, request):
         policy.authorize(request, "instance:extension:user_access:delete")
         async with self.store.uow() as uow:
-            inst, rules = await self._instance(uow.conn, request, databases=True)
+            inst, rules = await self._instance(uow.conn, request, databases=True, change=True)
             account = self._account(request, rules)
             granted = self._known_user(await accounts_view.projected(uow.conn, inst.id), account)
             name = path_name(request, "database")
@@ -328,7 +332,7 @@ class Accounts:
                 password = validation.password(body["password"], "root")
         password = password or generate_password()
         async with self.store.uow() as uow:
-            inst, _rules = await self._instance(uow.conn, request)
+            inst, _rules = await self._instance(uow.conn, request, change=True)
             operation_id = await operations.start(uow, inst, "enable_root", {}, exclusive=False,
                                                   sealed=operations.seal_for(inst, {"password": password}))
         output = await operations.outcome(self.store, operation_id, "Enabling root", ROOT_WAIT_SECONDS)
@@ -340,7 +344,7 @@ class Accounts:
     async def disable_root(self, request):
         policy.authorize(request, "instance:extension:root:delete")
         async with self.store.uow() as uow:
-            inst, _rules = await self._instance(uow.conn, request)
+            inst, _rules = await self._instance(uow.conn, request, change=True)
             if not (await accounts_view.projected(uow.conn, inst.id)).root_enabled:
                 raise not_found(f"Root is not enabled on instance {inst.id}.")
             operation_id = await operations.start(uow, inst, "disable_root", {}, exclusive=False)

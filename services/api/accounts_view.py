@@ -7,10 +7,10 @@ import json
 
 from sqlalchemy import delete, select
 
-from . import operations
-from .account_state import ACTIONS, AccountState
+from . import naming, operations
+from .account_state import ACTIONS, AccountState, found
 from .rest import now
-from .tables import (instance_databases, instance_root, instance_users, operations as operations_table,
+from .tables import (instance_databases, instance_root, instance_users, instances, operations as operations_table,
                      requested_accounts, root_history, user_grants)
 
 
@@ -89,6 +89,23 @@ for _action in ACTIONS:
     _register(_action)
 
 
+async def replace(conn, instance_id: str, datastore: str, inventory: dict) -> None:
+    """The view becomes what the engine reported holding (its data came from a copy)."""
+    rules = naming.rules_for(datastore)
+    await save(conn, instance_id, await load(conn, instance_id),
+               found(inventory, rules.reserved_databases, rules.reserved_users))
+
+
+@operations.on_completed("detach_replica")
+async def detached(uow, op, output: dict) -> None:
+    """A replica held its primary's accounts, changed since it was made: the agent
+    named them as the replica became a primary of its own."""
+    if output.get("accounts") is not None:
+        datastore = (await uow.conn.execute(select(instances.c.datastore).where(
+            instances.c.id == op.instance_id))).scalar_one()
+        await replace(uow.conn, op.instance_id, datastore, output["accounts"])
+
+
 # -- a create request's databases and users ------------------------------------
 async def remember_requested(conn, instance_id: str, databases: list[dict], users: list[dict]) -> None:
     """Called with the create request; `users` without their passwords."""
@@ -97,8 +114,14 @@ async def remember_requested(conn, instance_id: str, databases: list[dict], user
             instance_id=instance_id, databases=json.dumps(databases), users=json.dumps(users)))
 
 
-async def instance_active(conn, instance_id: str) -> None:
-    """The create's prepare succeeded: its databases and users exist now."""
+async def instance_active(conn, instance_id: str, datastore: str, inventory: dict | None) -> None:
+    """The create's prepare succeeded: its databases and users exist now. Data that
+    came from a copy (a restored backup, a replica's primary) holds more: the
+    engine's inventory of it replaces the view (it includes what the request named)."""
+    if inventory is not None:
+        await replace(conn, instance_id, datastore, inventory)
+        await drop_requested(conn, instance_id)
+        return
     row = (await conn.execute(select(requested_accounts).where(
         requested_accounts.c.instance_id == instance_id))).first()
     if row is None:

@@ -13,6 +13,8 @@ class NamingRules:
     reserved_users: frozenset[str]
     has_databases: bool = True
     has_hosts: bool = False  # accounts are user@host (MySQL); elsewhere the host is always "%"
+    # a replica's accounts come from its primary (PostgreSQL, MySQL); Redis replicas keep ACL users of their own
+    replicas_copy_accounts: bool = True
 
 
 _MYSQL = NamingRules(64, 32, frozenset({"mysql", "information_schema", "performance_schema", "sys"}),
@@ -23,7 +25,8 @@ RULES = {
                               frozenset({"postgres", "root", "os_admin"})),
     "mariadb": _MYSQL,
     "mysql": _MYSQL,
-    "redis": NamingRules(0, 64, frozenset(), frozenset({"default"}), has_databases=False),
+    "redis": NamingRules(0, 64, frozenset(), frozenset({"default"}), has_databases=False,
+                         replicas_copy_accounts=False),
 }
 # a datastore the API learns of without rules of its own gets the strictest common ones
 STRICT = NamingRules(63, 32, frozenset(), frozenset({"root", "os_admin"}))

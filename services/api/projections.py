@@ -64,7 +64,8 @@ class Projections:
 
     async def active(self, uow, event):
         d = event.data
-        row = (await uow.conn.execute(select(instances.c.task).where(instances.c.id == d["instance_id"]))).first()
+        row = (await uow.conn.execute(select(instances.c.task, instances.c.datastore).where(
+            instances.c.id == d["instance_id"]))).first()
         if row is None or row.task == "delete":
             return  # deleted meanwhile: the delete wins
         await self._set(uow, d["instance_id"], status="ACTIVE", operating_status=d["operating_status"],
@@ -72,7 +73,7 @@ class Projections:
                         address=d["address"], host=d["host"], zone=d["zone"], fault_message=None,
                         fault_details=None, fault_at=None,
                         **access.public_columns(d.get("public_address", ""), d.get("public_port", 0)))
-        await accounts_view.instance_active(uow.conn, d["instance_id"])
+        await accounts_view.instance_active(uow.conn, d["instance_id"], row.datastore, d.get("accounts"))
 
     async def failed(self, uow, event):
         d = event.data

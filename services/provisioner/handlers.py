@@ -32,6 +32,11 @@ SPEC_CHANGES = {"resize": "flavor", "resize_volume": "volume_gb", "set_access": 
 logger = logging.getLogger("provisioner")
 
 
+def _inventoried(prepared: Event) -> dict | None:
+    """The accounts a prepare's result found in restored data (None: it was not asked)."""
+    return json.loads(prepared.data.get("output") or "{}").get("accounts")
+
+
 class StaleOperation(Exception):
     """The saga row changed under us; the consumer retries the event."""
 
@@ -98,7 +103,7 @@ class Provisioner:
                 await uow.emit(T.AGENT_COMMANDS, event.caused("coffer.agent.prepare.v1", {
                     "instance_id": instance_id, "command_id": saga.prepare_command_id, "epoch": inst.epoch,
                     "databases": spec["databases"], "users": spec["users"],
-                    "sealed_credentials": saga.sealed_credentials}, source=SOURCE))
+                    "sealed_credentials": saga.sealed_credentials, "inventory": saga.restored}, source=SOURCE))
             elif effect == "restore":
                 await uow.emit(T.BACKUP_REQUESTS, event.caused("coffer.backup.restore_requested.v1", {
                     "instance_id": instance_id, "project_id": inst.project_id,
@@ -119,7 +124,7 @@ class Provisioner:
                     "instance_id": instance_id, "address": inst.address, "port": inst.port,
                     "host": inst.host, "zone": inst.zone, "operating_status": "HEALTHY",
                     "engine_version": spec.get("version_number", ""), "public_address": public_address,
-                    "public_port": public_port}, source=SOURCE))
+                    "public_port": public_port, "accounts": _inventoried(event)}, source=SOURCE))
                 if inst.replica_of:
                     await replica_sets.replica_active(uow, event, self.driver, inst)
             elif effect == "fail":

@@ -64,7 +64,9 @@ async def start_following(uow: UnitOfWork, event: Event, replica, saga) -> None:
     """The create saga's "prepare" effect for a replica: copy the primary, follow it."""
     primary = await row(uow, replica.replica_of)
     saga.prepare_command_id = f"create:{replica.instance_id}:follow"
-    await send(uow, event, replica, "follow", follow_arguments(primary, replica.instance_id, True),
+    # the copy holds the primary's accounts: the agent names them for the API's view
+    await send(uow, event, replica, "follow", {**follow_arguments(primary, replica.instance_id, True),
+                                               "inventory": True},
                saga.prepare_command_id, saga.sealed_credentials)
 
 

@@ -108,7 +108,8 @@ class Switchovers:
 
         async def apply(uow: UnitOfWork):
             replica = await replica_sets.row(uow, d["instance_id"])
-            await replica_sets.send(uow, event, replica, "promote", {},
+            # the replica's accounts are its primary's, as they are now: the API's view of it is told
+            await replica_sets.send(uow, event, replica, "promote", {"inventory": True},
                                     f"dt:{d['operation_id']}:{d['instance_id']}")
         await self.store.handled_once(event, apply)
 
@@ -133,8 +134,10 @@ class Switchovers:
                 await replica_sets.send(uow, event, primary, "forget_replica",
                                         {"account": replica_sets.account_for(replica_id)}, f"forget:{replica_id}")
             rs = await replica_sets.set_of(uow, primary_id) if primary_id else None
+            accounts = json.loads(d.get("output") or "{}").get("accounts")
             await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.action_completed.v1", {
-                **outcome, "output": "{}"}, subject=replica_id, source=SOURCE))
+                **outcome, "output": json.dumps({"accounts": accounts} if accounts else {})},
+                subject=replica_id, source=SOURCE))
             if rs is not None:
                 await replica_sets.announce(uow, event, rs, left=(replica_id,))
         await self.store.handled_once(event, apply)

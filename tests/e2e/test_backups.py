@@ -621,3 +621,55 @@ def test_a_schedule_fires_and_retention_keeps_the_newest_chain(stack, client, in
     assert scheduled.name.startswith("scheduled full")
     assert requests.delete(url, headers=headers, timeout=30).status_code == 202
     assert requests.get(url, headers=headers, timeout=30).status_code == 404
+
+
+def accounts(client, instance_id: str) -> tuple[list[str], dict[str, list[str]], bool]:
+    """An instance's databases, users (name@host: databases granted) and root, as the API lists them."""
+    return (sorted(d.name for d in client.databases.list(instance_id)),
+            {f"{u.name}@{u.host}": sorted(d["name"] for d in u.databases) for u in client.users.list(instance_id)},
+            client.root.is_instance_root_enabled(instance_id).rootEnabled)
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
+def test_a_restored_instance_lists_the_databases_and_users_its_backup_brought(stack, client, instances, engine):
+    iid, address = instances[engine]
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    # some accounts through the API, some made by root in SQL (the API never heard of those)
+    client.databases.create(iid, [{"name": "sales"}])
+    client.users.create(iid, [{"name": "analyst", "password": PASSWORD, "databases": [{"name": "sales"}]}])
+    wait_for(lambda: "analyst@%" in accounts(client, iid)[1], 30, what="analyst created")
+    _, root_password = client.root.create_instance_root(iid)
+    if engine == "postgresql":
+        with psycopg.connect(host=address, port=5432, user="root", password=root_password, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute("CREATE DATABASE hr")
+            conn.execute(f"CREATE ROLE clerk LOGIN PASSWORD '{PASSWORD}'")
+            conn.execute("GRANT CONNECT ON DATABASE hr TO clerk")
+        clerk = "clerk@%"
+    else:
+        with pymysql.connect(host=address, port=3306, user="root", password=root_password, autocommit=True) as conn, \
+                conn.cursor() as cur:
+            cur.execute("CREATE DATABASE hr")
+            cur.execute("CREATE USER 'clerk'@'10.%%' IDENTIFIED BY %s", (PASSWORD,))
+            cur.execute("GRANT ALL PRIVILEGES ON hr.* TO 'clerk'@'10.%'")
+        clerk = "clerk@10.%"
+    wait_for(lambda: client.instances.get(iid).status == "ACTIVE", 30, what="ACTIVE")
+    backup = wait_backup(client, client.backups.create(f"{engine}-accounts", instance=iid).id, timeout=180)
+    assert backup.status == "COMPLETED", getattr(backup, "fail_reason", None)
+
+    # the create request names one more user, on a database the backup has too
+    restored = restore(client, backup, f"{engine}-accounts-restored", databases=({"name": "hr"},),
+                       users=[{"name": "auditor", "password": PASSWORD, "databases": [{"name": "hr"}]}])
+    restored = wait_active(client, restored.id, timeout=180)
+    databases, users, root_enabled = accounts(client, restored.id)
+    assert databases == ["appdb", "hr", "sales"]  # never the engine's own (postgres, mysql, ...)
+    assert users == {"app@%": ["appdb"], "analyst@%": ["sales"], clerk: ["hr"], "auditor@%": ["hr"]}
+    assert root_enabled is True  # the source's root came along, enabled
+    name, _, host = clerk.partition("@")
+    assert [d.name for d in client.users.list_access(restored.id, name, hostname=host)] == ["hr"]
+    # the view is the API's own from then on: an account action changes it as on any instance
+    client.users.delete(restored.id, "analyst")
+    wait_for(lambda: "analyst@%" not in accounts(client, restored.id)[1], 30, what="analyst deleted")
+    client.root.disable_instance_root(iid)
+    client.instances.delete(restored.id)
+    wait_gone(client, restored.id, timeout=90)

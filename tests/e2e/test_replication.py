@@ -101,6 +101,21 @@ def test_mariadb_replica_follows_its_primary(stack):
                 return None
             return cur.fetchall() or None
     assert wait_for(replicated, 30, what="the rows on the replica") == (("book",), ("pen",))
+    # the replica lists the accounts its copy of the primary brought
+    assert [d.name for d in client.databases.list(replica.id)] == ["appdb"]
+    assert [(u.name, u.host) for u in client.users.list(replica.id)] == [("app", "%")]
+    # accounts are changed on the primary: a replica refuses, naming it
+    with pytest.raises(exceptions.BadRequest, match=f"replica of {primary.id}"):
+        client.databases.create(replica.id, [{"name": "on_replica"}])
+    # a database made on the primary since reaches the replica's engine (not yet its list) ...
+    client.databases.create(primary.id, [{"name": "late"}])
+
+    def engine_databases(instance_id):
+        socket = str(stack.home / "instances" / instance_id / "run" / "mysqld.sock")
+        with pymysql.connect(unix_socket=socket, user="root") as conn, conn.cursor() as cur:
+            cur.execute("SHOW DATABASES")
+            return {name for (name,) in cur.fetchall()}
+    wait_for(lambda: "late" in engine_databases(replica.id), 30, what="the new database on the replica")
 
     # detached (Trove: PUT replica_of null), the replica is a primary of its own
     client.instances.update(replica.id, detach_replica_source=True)
@@ -110,6 +125,8 @@ def test_mariadb_replica_follows_its_primary(stack):
         return shown if shown.status == "ACTIVE" and not hasattr(shown, "replica_of") else None
     wait_for(standalone, 60, what="the replica detached")
     assert not hasattr(client.instances.get(primary.id), "replicas")
+    # ... and its list once detached: the agent named what the engine holds
+    assert sorted(d.name for d in client.databases.list(replica.id)) == ["appdb", "late"]
     with connect(replica.ip[0]) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO orders VALUES (3, 'ink')")
         cur.execute("SELECT @@read_only")

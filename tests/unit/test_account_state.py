@@ -1,7 +1,8 @@
 """services/api/account_state.py: what each account action changes in the API's view."""
 from __future__ import annotations
 
-from services.api.account_state import AccountState, account_id, parse_account_id
+from services.api.account_state import AccountState, account_id, found, parse_account_id
+from services.api.naming import rules_for
 
 
 def test_user_ids_are_name_at_host_with_the_host_after_the_last_at():
@@ -45,3 +46,13 @@ def test_root_and_copies():
     copy = state.copy()
     copy.apply("disable_root", {})
     assert state.root_enabled and not copy.root_enabled
+
+
+def test_what_a_restored_engine_reports_is_the_view_without_the_reserved_names():
+    rules = rules_for("mariadb")
+    state = found({"databases": ["shop", "MySQL"],
+                   "users": [{"name": "app", "host": "10.%", "databases": ["shop", "mysql"]},
+                             {"name": "Root", "host": "localhost", "databases": []}], "root_enabled": True},
+                  rules.reserved_databases, rules.reserved_users)
+    assert state.databases == {"shop"}
+    assert state.users == {("app", "10.%"): {"shop"}} and state.root_enabled

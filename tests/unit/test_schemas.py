@@ -114,3 +114,15 @@ def test_a_heartbeat_of_an_older_agent_reads_with_the_new_fields_defaulted():
     read = fastavro.schemaless_reader(buf, writer, reader)
     assert (read["engine_stopped"], read["transactions_per_second"], read["cache_hit_ratio"],
             read["database_size_bytes"], read["cpu_percent"]) == (False, 0.0, None, 0, 0.0)
+
+
+def test_an_active_record_of_an_older_provisioner_reads_without_accounts():
+    """null accounts: the API keeps what the create request named."""
+    import io
+    writer = fastavro.parse_schema(json.loads((RELEASED / "coffer.instance.active.v1@1.avsc").read_text()))
+    reader = fastavro.parse_schema(json.loads((SCHEMAS / "coffer.instance.active.v1.avsc").read_text()))
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, writer, {"instance_id": "i", "address": "a", "port": 1, "host": "h",
+                                             "zone": "z"})
+    buf.seek(0)
+    assert fastavro.schemaless_reader(buf, writer, reader)["accounts"] is None

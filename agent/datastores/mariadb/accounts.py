@@ -11,9 +11,11 @@ import pymysql
 
 from ...accounts import Accounts
 from ...manager import UserSpec
+from ...verbs.replication import ACCOUNT as REPLICATION_ACCOUNT
 from . import users
 
 ROOT = ("root", "%")
+SYSTEM_DATABASES = ("mysql", "information_schema", "performance_schema", "sys")
 NO_SUCH_GRANT = 1141
 UNKNOWN_THREAD = 1094
 
@@ -68,6 +70,27 @@ def _enable_root(conn, password: str) -> None:
 def _disable_root(cur) -> None:
     cur.execute("DROP USER IF EXISTS %s@%s", ROOT)
     _end_remote_sessions(cur, ROOT[0])
+
+
+def _unescape(pattern: str) -> str:
+    """A database name from mysql.db's grant pattern (grant_pattern's inverse)."""
+    return pattern.replace("\\_", "_").replace("\\%", "%").replace("\\\\", "\\")
+
+
+def _inventory(cur, admin: str) -> dict:
+    cur.execute("SHOW DATABASES")
+    databases = sorted(name for (name,) in cur.fetchall() if name not in SYSTEM_DATABASES)
+    # the tenant's accounts: not the engine's (mariadb.sys, roles), the agent's, root or a replica's
+    cur.execute("SELECT User, Host FROM mysql.user WHERE is_role = 'N' "
+                "AND User NOT IN ('', 'mariadb.sys', 'root', %s) ORDER BY User, Host", (admin,))
+    accounts = [(user, host) for user, host in cur.fetchall() if not REPLICATION_ACCOUNT.fullmatch(user)]
+    cur.execute("SELECT User, Host, Db FROM mysql.db")
+    grants = {(user, host, _unescape(pattern)) for user, host, pattern in cur.fetchall()}
+    cur.execute("SELECT 1 FROM mysql.global_priv WHERE User = %s AND Host = %s", ROOT)
+    return {"databases": databases, "root_enabled": bool(cur.fetchone()),
+            "users": [{"name": user, "host": host,
+                       "databases": sorted(db for db in databases if (user, host, db) in grants)}
+                      for user, host in accounts]}
 
 
 class MariadbAccounts(Accounts):
@@ -125,3 +148,8 @@ class MariadbAccounts(Accounts):
 
     async def disable_root(self) -> None:
         await self._with_cursor(_disable_root)
+
+    async def inventory(self) -> dict:
+        found = {}
+        await self._with_cursor(lambda cur: found.update(_inventory(cur, self.admin)))
+        return found

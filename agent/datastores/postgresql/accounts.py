@@ -16,6 +16,13 @@ from .scram import verifier
 ROOT = "root"  # a superuser login role of the tenant's; the agent itself is postgres over the socket
 ADMIN = "postgres"
 
+# the tenant's login roles: not the engine's (pg_*), the agent's, root or a replica's (REPLICATION)
+TENANT_ROLES = """SELECT rolname FROM pg_roles WHERE rolcanlogin AND NOT rolsuper AND NOT rolreplication
+  AND rolname NOT IN (%s, %s) AND rolname NOT LIKE 'pg\\_%%' ORDER BY rolname"""
+# a database is granted to a user when the user may connect to it (grant_database gives CONNECT with ALL)
+CONNECT_GRANTS = """SELECT r.rolname, d.datname FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
+  JOIN pg_roles r ON r.oid = a.grantee WHERE a.privilege_type = 'CONNECT'"""
+
 
 def _only_any_host(*hosts: str) -> None:
     for host in hosts:
@@ -110,3 +117,17 @@ class PostgresAccounts(Accounts):
                 await conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN NOSUPERUSER PASSWORD NULL").format(
                     sql.Identifier(ROOT)))
                 await self._end_sessions(conn, ROOT)
+
+    async def inventory(self) -> dict:
+        async with await self._connect() as conn:
+            databases = [name for (name,) in await (await conn.execute(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> %s ORDER BY datname",
+                (ADMIN,))).fetchall()]
+            roles = [name for (name,) in await (await conn.execute(TENANT_ROLES, (ADMIN, ROOT))).fetchall()]
+            grants = await (await conn.execute(CONNECT_GRANTS)).fetchall()
+            root = await (await conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s",
+                                             (ROOT,))).fetchone()
+        return {"databases": databases, "root_enabled": bool(root and root[0]),
+                "users": [{"name": role, "host": "%",
+                           "databases": sorted(db for user, db in grants if user == role and db in databases)}
+                          for role in roles]}

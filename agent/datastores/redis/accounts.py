@@ -80,3 +80,10 @@ class RedisAccounts(Accounts):
         await self._acl("SETUSER", ROOT, "reset")  # off, no password, no command
         await self._admin().execute_command("CLIENT", "KILL", "USER", ROOT)
         await self._acl("SAVE")
+
+    async def inventory(self) -> dict:
+        names = await self._admin().acl_users()
+        root = (await self._admin().acl_getuser(ROOT))["flags"]  # enabled: on, with a password
+        return {"databases": [], "root_enabled": "on" in root and "nopass" not in root,
+                "users": [{"name": name, "host": "%", "databases": []}
+                          for name in sorted(names) if name not in users.RESERVED_USERS]}
