@@ -17,8 +17,8 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.logs import log
 
-from . import (access, accounts_view, backups_view, datastores, flavors, groups, instance_views, naming, operations, policy,
-               quotas, replication, validation, views)
+from . import (access, accounts_view, backups_view, datastores, flavors, groups, instance_views, naming, operations,
+               policy, quotas, replication, validation, views)
 from .faults import Fault, bad_request
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
@@ -92,7 +92,8 @@ class Instances:
             "is_public": {"type": "boolean", "description": "reachable on the host's public address (the local "
                                                             "driver: COFFER_PUBLIC_ADDRESS, else the host's own)"},
             "allowed_cidrs": {"type": "array", "minItems": 1, "uniqueItems": True,
-                              "items": {"type": "string", "description": "an IPv4 or IPv6 network, e.g. 203.0.113.0/24"},
+                              "items": {"type": "string",
+                                        "description": "an IPv4 or IPv6 network, e.g. 203.0.113.0/24"},
                               "description": "who may connect to the public address; default everyone "
                                              "(0.0.0.0/0 and ::/0)"}}),
         "InstanceAction": {"type": "object", "minProperties": 1, "maxProperties": 1,

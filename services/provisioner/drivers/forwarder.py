@@ -88,4 +88,5 @@ async def main(address: str, port: int, target_file: Path, allowed_file: Path | 
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]) if len(sys.argv) > 4 else None))
+    allowed_file = Path(sys.argv[4]) if len(sys.argv) > 4 else None
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), allowed_file))
