@@ -1,11 +1,12 @@
 """An instance's public access (Trove's `access`, reference §4.4/§4.6): the local
 driver's forwarder on the public address (the tests' stack sets COFFER_PUBLIC_ADDRESS
 to a loopback address of its own), admitting only clients inside allowed_cidrs.
-Made public at create with python-troveclient, made private and public again with
-the openstack CLI; checked with connections from chosen source addresses: a client
+Made public at create with python-troveclient, kept through a provisioner restart,
+made private and public again with the openstack CLI; checked with connections from chosen source addresses: a client
 connecting to a loopback address leaves from 127.0.0.1 unless it binds another."""
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 
@@ -87,6 +88,18 @@ def test_public_access_is_enforced_changed_and_gone_with_the_instance(stack, pub
                          dbname="appdb", connect_timeout=10) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == ("appdb",)
     assert not answered(public, "127.0.0.5"), "a client outside allowed_cidrs must be closed at once"
+
+    # the forwarder outlives a provisioner restart, and its connections too
+    log = stack.home / "logs" / "provisioner.log"
+    restores = log.read_text().count("instances restored")
+    with psycopg.connect(host=public["address"], port=public.get("port", 5432), user="app", password=PASSWORD,
+                         dbname="appdb", connect_timeout=10) as held:
+        stack.procs["provisioner"].send_signal(signal.SIGKILL)
+        stack.procs["provisioner"].wait()
+        stack.start_service("provisioner")
+        wait_for(lambda: log.read_text().count("instances restored") > restores, 60, what="the provisioner back")
+        assert held.execute("SELECT 1").fetchone() == (1,)
+    assert answered(public, "127.0.0.1") and not answered(public, "127.0.0.5")
 
     with pytest.raises(trove_exc.BadRequest) as bad:
         client.instances.update(public_pg.id, is_public=True, allowed_cidrs=["10.0.0.300/8"])
