@@ -83,6 +83,9 @@ def stack_env(kafka: str, coffer_home: Path, service_databases: str | None) -> d
         # addresses of this run only, apart from any `make run` on the machine
         "COFFER_LOCAL_ADDRESS_RANGE": f"127.{octets[0]}.{octets[1]}.0/24",
         "COFFER_HOME": str(coffer_home),
+        # public instances listen on the range's .1 (never an instance's): a loopback address, so the
+        # tests can connect from chosen source addresses (127.0.0.0/8) to check allowed_cidrs
+        "COFFER_PUBLIC_ADDRESS": f"127.{octets[0]}.{octets[1]}.1",
         # the tests' webhook receivers listen on loopback, and retries should come quickly
         "COFFER_WEBHOOKS_ALLOW_LOOPBACK": "true",
         "COFFER_WEBHOOK_RETRY_BASE_SECONDS": "0.2",

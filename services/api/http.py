@@ -35,6 +35,7 @@ from .mgmt_versions import MgmtVersions
 from .power import Power
 from .quotas import Quotas
 from .replication import Replication
+from .access import Access
 from .resize import Resize
 from .schedules import Schedules
 from .instance_ssl import Ssl
@@ -142,7 +143,7 @@ def route_groups(store: Store) -> list:
               Configurations(store), Resize(store), Upgrade(store), Backups(store), BackupSchedules(store),
               BackupStrategies(store),
               Replication(store), Power(store), Schedules(store), GuestLogs(store),
-              Ssl(store), Clusters(), MgmtVersions(store),
+              Ssl(store), Access(store), Clusters(), MgmtVersions(store),
               MgmtParameters(store), MgmtGuest(store)]
     actions, updates = {}, {}
     for group in groups:

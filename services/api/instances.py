@@ -5,6 +5,7 @@ keys of their own (resize, configuration, replica_of, ...) through
 instance's own (restart, reset_status, rename)."""
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Awaitable, Callable
@@ -16,8 +17,8 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.logs import log
 
-from . import (accounts_view, backups_view, datastores, flavors, groups, instance_views, naming, operations, policy,
-               quotas, replication, validation, views)
+from . import (access, accounts_view, backups_view, datastores, flavors, groups, instance_views, naming, operations,
+               policy, quotas, replication, validation, views)
 from .faults import Fault, bad_request
 from .openapi import BOOL, LINKS, PAGE, STR, V, listing, obj, op, param, query, ref, wrapped
 from .rest import accepted, base_url, now, paginate_query, paged, read_json, reading
@@ -50,10 +51,12 @@ class Instances:
             "operating_status": {"type": "string", "description": "HEALTHY, RESTARTING, UNHEALTHY, ... or \"\""},
             "flavor": obj({"id": STR, "links": LINKS}), "datastore": obj(
                 {"type": STR, "version": STR, "version_number": STR}),
-            "region": STR, "access": obj({"is_public": BOOL}), "volume": obj({"size": {"type": "integer"}, "used": {
+            "region": STR, "access": ref("Access"), "volume": obj({"size": {"type": "integer"}, "used": {
                 "type": "number", "description": "GB in use, from the agent's heartbeats (once reported)"}}),
             "ip": {"type": "array", "items": STR}, "addresses": {"type": "array", "items": obj(
-                {"address": STR, "type": STR})},
+                {"address": STR, "type": {"type": "string", "enum": ["private", "public"]},
+                 "port": {"type": "integer", "description": "a public address's port, when not the engine's own"}},
+                ["address", "type"])},
             "created": STR, "updated": STR, "locality": STR,
             "configuration": obj({"id": STR, "name": STR, "links": LINKS}),
             "hostname": {"type": "string", "description": "a replica set's stable endpoint (the current primary)"},
@@ -72,7 +75,7 @@ class Instances:
                                                          ["name"])},
             "users": {"type": "array", "items": obj({"name": STR, "password": STR, "host": STR, "databases": {
                 "type": "array", "items": obj({"name": STR}, ["name"])}}, ["name", "password"])},
-            "availability_zone": STR, "nics": {"type": "array"}, "access": {"type": "object"},
+            "availability_zone": STR, "nics": {"type": "array"}, "access": ref("Access"),
             "replica_of": STR, "replica_count": {"type": "integer", "minimum": 1, "maximum": 3},
             "restorePoint": obj({
                 "backupRef": {"type": "string", "description": "the backup (full or incremental) to start from"},
@@ -82,9 +85,17 @@ class Instances:
             ["name", "flavorRef", "volume"]),
         "InstanceUpdate": obj({"name": STR, "configuration": {"type": ["string", "null"]},
                                "replication": obj({"failover_enabled": BOOL, "synchronous": BOOL}),
-                               "replica_of": {"type": ["string", "null"]}, "access": {"type": "object"},
+                               "replica_of": {"type": ["string", "null"]}, "access": ref("Access"),
                                "datastore_version": STR},
                               ),
+        "Access": obj({
+            "is_public": {"type": "boolean", "description": "reachable on the host's public address (the local "
+                                                            "driver: COFFER_PUBLIC_ADDRESS, else the host's own)"},
+            "allowed_cidrs": {"type": "array", "minItems": 1, "uniqueItems": True,
+                              "items": {"type": "string",
+                                        "description": "an IPv4 or IPv6 network, e.g. 203.0.113.0/24"},
+                              "description": "who may connect to the public address; default everyone "
+                                             "(0.0.0.0/0 and ::/0)"}}),
         "InstanceAction": {"type": "object", "minProperties": 1, "maxProperties": 1,
                            "description": "exactly one action: restart, resize, reset_status, stop, start, ...",
                            "additionalProperties": {"type": "object"}},
@@ -167,6 +178,7 @@ class Instances:
             raise bad_request("Validation error: replica_count is only valid with replica_of.")
         flavor_id = validation.flavor_ref(spec.get("flavorRef"))
         volume_gb = validation.volume_size(spec.get("volume"))
+        wanted_access = access.requested(spec["access"]) if spec.get("access") is not None else None
         ds_spec = spec.get("datastore") or {}
         if not isinstance(ds_spec, dict):
             raise bad_request("Validation error: instance['datastore'] must be an object.")
@@ -199,7 +211,8 @@ class Instances:
                 id=instance_id, project_id=request["project"], name=name, status="BUILD", operating_status="",
                 flavor_id=flavor.id, volume_gb=volume_gb, datastore=ds.name, datastore_version=version.name,
                 datastore_version_number=version.version, created_at=created, updated_at=created,
-                configuration_id=group.id if group else None))
+                configuration_id=group.id if group else None,
+                access=json.dumps(wanted_access) if wanted_access else None))
             if users:
                 await uow.conn.execute(pending_credentials.insert().values(
                     instance_id=instance_id, box=request.app["vault"].lock(
@@ -215,7 +228,8 @@ class Instances:
                       "availability_zone": spec.get("availability_zone"), "databases": dbs,
                       "users": requested_users,
                       "configuration": group.values if group else "{}",
-                      "restore_backup_id": restore.id if restore else None, "restore_time": restore_time}))
+                      "restore_backup_id": restore.id if restore else None, "restore_time": restore_time,
+                      "access": json.dumps(wanted_access) if wanted_access else ""}))
             row = (await uow.conn.execute(select(instances).where(instances.c.id == instance_id))).one()
         log(logger, logging.INFO, "instance requested", instance_id=instance_id, project=request["project"])
         return web.json_response({"instance": views.instance(row, base_url(request), request["project"], True,

@@ -11,7 +11,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
-from . import accounts_view, backup_strategies, backups_view, operations, replication
+from . import access, accounts_view, backup_strategies, backups_view, operations, replication
 from .tables import datastore_versions, datastores, deliveries, guest_heartbeats, instances, pending_credentials
 from .rest import now
 from .vault import Vault
@@ -71,7 +71,8 @@ class Projections:
         await self._set(uow, d["instance_id"], status="ACTIVE", operating_status=d["operating_status"],
                         health_at=operations.event_time(event),
                         address=d["address"], host=d["host"], zone=d["zone"], fault_message=None,
-                        fault_details=None, fault_at=None)
+                        fault_details=None, fault_at=None,
+                        **access.public_columns(d.get("public_address", ""), d.get("public_port", 0)))
         await accounts_view.instance_active(uow.conn, d["instance_id"], row.datastore, d.get("accounts"))
 
     async def failed(self, uow, event):

@@ -96,6 +96,11 @@ instances = Table(
     Column("failover_enabled", Boolean, nullable=False, default=True),
     Column("synchronous", Boolean, nullable=False, default=False),  # its replica set acknowledges on a replica
     Column("volume_used_bytes", BigInteger),  # from the agent's heartbeats (services/api/agent_telemetry.py)
+    # access.py: Trove's access {is_public, allowed_cidrs} as JSON (None: never set), and
+    # where the provisioner exposes a public instance (its port only when not the engine's)
+    Column("access", Text),
+    Column("public_address", String(64)),
+    Column("public_port", Integer),
 )
 
 # When each instance's agent was last heard from, and its engine's process figures then

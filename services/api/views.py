@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from . import access
+
 
 def ts(value: datetime | None) -> str | None:
     # Trove: ISO-8601, no microseconds, no zone
@@ -59,12 +61,12 @@ def instance(row, base: str, project: str, detail: bool, group_names: dict[str, 
         "flavor": {"id": row.flavor_id, "links": links(base, project, "flavors", row.flavor_id)},
         "datastore": {"type": row.datastore, "version": row.datastore_version},
         "region": "RegionOne",
-        "access": {"is_public": False},
         "volume": volume(row),
     }
+    doc["access"], public = access.shown(row)
     if row.address:
         doc["ip"] = [row.address]
-        doc["addresses"] = [{"address": row.address, "type": "private"}]
+        doc["addresses"] = [{"address": row.address, "type": "private"}, *public]
     if row.hostname:
         doc["hostname"] = row.hostname  # the replica set's endpoint: it reaches the current primary
         # Coffer's extension: the replica set's settings (PUT {"instance": {"replication": {...}}})

@@ -82,6 +82,12 @@ def resize_volume(action: str, arguments: dict) -> Plan:
     return Plan((claim, offline, grow, online), deadline_seconds(action, 120), disruptive=True)
 
 
+def set_access(action: str, arguments: dict) -> Plan:
+    """Public exposure is the driver's alone (a forwarder to the instance's own
+    address): the engine is not touched, so the step is the compute driver's."""
+    return Plan((Step("compute", "set_access", arguments),), deadline_seconds(action, 30))
+
+
 # action -> how to build its plan; actions not listed are guest verbs
 PLANS: dict[str, PlanBuilder] = {
     "restart": disruptive_verb(120),
@@ -90,6 +96,7 @@ PLANS: dict[str, PlanBuilder] = {
     # the host's capacity stays claimed while stopped: a start never waits for room
     "stop": disruptive_verb(120),
     "start": disruptive_verb(120),
+    "set_access": set_access,
 }
 
 
@@ -168,13 +175,15 @@ class ActionSaga:
             return
         self._next()
 
-    def compute_reported(self, command_id: str, success: bool, error: str) -> None:
+    def compute_reported(self, command_id: str, success: bool, error: str, output: dict | None = None) -> None:
         """The driver's answer; like the scheduler's, it says nothing about the engine."""
         if not self._current(command_id, "compute"):
             return
         if not success:
             self._step_failed(f"{self.action} failed: {error}")
             return
+        if not self.undoing:
+            self.output.update(output or {})
         self._next()
 
     def expired(self) -> None:

@@ -26,8 +26,9 @@ from .switchovers import Switchovers
 from .tables import instances, operations
 
 SOURCE = "provisioner"
-# action -> the key of the instance's spec its success changes (a relaunch uses the spec)
-RELAUNCH_CHANGES = {"resize": "flavor", "resize_volume": "volume_gb"}
+# action -> the key of the instance's spec its success changes (a relaunch, or a
+# restart's reopening of public access, uses the spec)
+SPEC_CHANGES = {"resize": "flavor", "resize_volume": "volume_gb", "set_access": "access"}
 logger = logging.getLogger("provisioner")
 
 
@@ -111,13 +112,19 @@ class Provisioner:
             elif effect == "activate":
                 inst = (await uow.conn.execute(select(instances).where(
                     instances.c.instance_id == instance_id))).one()
+                try:
+                    public_address, public_port = await self._apply_access(inst, spec.get("access"))
+                except Exception as exc:
+                    await self._fail(uow, event, instance_id, "create", step_before,
+                                     "The instance could not be made public.", f"{type(exc).__name__}: {exc}")
+                    continue
                 await uow.conn.execute(update(instances).where(instances.c.instance_id == instance_id)
                                        .values(status="ACTIVE"))
                 await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.active.v1", {
                     "instance_id": instance_id, "address": inst.address, "port": inst.port,
                     "host": inst.host, "zone": inst.zone, "operating_status": "HEALTHY",
-                    "engine_version": spec.get("version_number", ""),
-                    "accounts": _inventoried(event)}, source=SOURCE))
+                    "engine_version": spec.get("version_number", ""), "public_address": public_address,
+                    "public_port": public_port, "accounts": _inventoried(event)}, source=SOURCE))
                 if inst.replica_of:
                     await replica_sets.replica_active(uow, event, self.driver, inst)
             elif effect == "fail":
@@ -175,7 +182,8 @@ class Provisioner:
                     "message": f"{d['datastore']} {d['datastore_version']} cannot be run here any more.",
                     "details": ""}, source=SOURCE))
                 return
-            spec = dict(d, port=offer.port, version_number=offer.version_number)
+            spec = dict(d, port=offer.port, version_number=offer.version_number,
+                        access=json.loads(d.get("access") or "{}"))
             primary = await replica_sets.row(uow, d["replica_of"]) if d.get("replica_of") else None
             await uow.conn.execute(instances.insert().values(
                 instance_id=d["instance_id"], project_id=d["project_id"], spec=json.dumps(spec),
@@ -368,8 +376,8 @@ class Provisioner:
                               saga: ActionSaga) -> None:
         for effect in saga.effects:  # a compute step adds the next step's effects as it goes
             if effect == "send" and saga.step.kind == "compute":
-                error = await self._compute(instance_id, saga.step)
-                saga.compute_reported(saga.command_id, not error, error)
+                error, output = await self._compute(inst, saga.step)
+                saga.compute_reported(saga.command_id, not error, error, output)
             elif effect == "send" and saga.step.kind == "scheduler":
                 await uow.emit(T.INSTANCE_REQUESTS, event.caused("coffer.placement.resize_requested.v1", {
                     "instance_id": instance_id, "request_id": saga.command_id, **saga.step.arguments},
@@ -381,8 +389,8 @@ class Provisioner:
                     "command": step.command, "arguments": json.dumps(step.arguments), "sealed": saga.sealed},
                     subject=instance_id, source=SOURCE))
             elif effect == "completed":
-                if saga.action in RELAUNCH_CHANGES:  # relaunches start the agent with the new flavor/volume
-                    key = RELAUNCH_CHANGES[saga.action]
+                if saga.action in SPEC_CHANGES:
+                    key = SPEC_CHANGES[saga.action]
                     spec = dict(json.loads(inst.spec), **{key: saga.arguments[key]})
                     await uow.conn.execute(update(instances).where(instances.c.instance_id == instance_id)
                                            .values(spec=json.dumps(spec)))
@@ -398,15 +406,30 @@ class Provisioner:
                     message=saga.message)
         saga.effects.clear()
 
-    async def _compute(self, instance_id: str, step) -> str:
-        """A compute step, done here by the driver: "" or what went wrong."""
+    async def _compute(self, inst, step) -> tuple[str, dict]:
+        """A compute step, done here by the driver: ("" or what went wrong, its output)."""
         try:
-            if step.command != "grow_volume":
-                raise ValueError(f"no compute step {step.command!r}")
-            await asyncio.to_thread(self.driver.grow_volume, instance_id, step.arguments["volume_gb"])
+            if step.command == "grow_volume":
+                await asyncio.to_thread(self.driver.grow_volume, inst.instance_id, step.arguments["volume_gb"])
+                return "", {}
+            if step.command == "set_access":
+                address, port = await self._apply_access(inst, step.arguments["access"])
+                return "", {"public_address": address, "public_port": port}
+            raise ValueError(f"no compute step {step.command!r}")
         except Exception as exc:  # the saga undoes what was done and says why
-            return f"{type(exc).__name__}: {exc}"
-        return ""
+            return f"{type(exc).__name__}: {exc}", {}
+
+    async def _apply_access(self, inst, access: dict | None) -> tuple[str, int]:
+        """Open (or change, or close) the instance's public forwarder; it always points
+        at the instance's own address, so it follows the instance, not a replica set's
+        primary. Returns its (address, port), the port 0 when it is the engine's own;
+        ("", 0) for a private instance."""
+        if access and access.get("is_public"):
+            address, port = await asyncio.to_thread(self.driver.open_public, inst.instance_id,
+                                                    (inst.address, inst.port), access["allowed_cidrs"])
+            return address, 0 if port == inst.port else port
+        await asyncio.to_thread(self.driver.close_public, inst.instance_id)
+        return "", 0
 
     # -- background duties --------------------------------------------------
     async def expire_deadlines(self) -> int:
@@ -435,6 +458,12 @@ class Provisioner:
                 instances.c.status.in_(["ACTIVE", "BUILD"]), instances.c.address.is_not(None)))).all()
         count = 0
         for inst in rows:
+            if inst.status == "ACTIVE" and json.loads(inst.spec).get("access", {}).get("is_public"):
+                try:  # detached, its forwarder outlives a provisioner restart, not a stack's
+                    await self._apply_access(inst, json.loads(inst.spec)["access"])
+                except Exception as exc:
+                    log(logger, logging.WARNING, "public access not reopened", instance_id=inst.instance_id,
+                        error=f"{type(exc).__name__}: {exc}")
             if self.driver.is_running(inst.instance_id):
                 continue
             async with self.store.uow() as uow:

@@ -1,5 +1,6 @@
 """Crashes and restarts: a provisioner killed mid-create, and the whole embedded
-stack stopped with Ctrl-C and started again on the same state directory."""
+stack stopped with Ctrl-C and started again on the same state directory (a public
+instance's public address included)."""
 from __future__ import annotations
 
 import os
@@ -59,6 +60,7 @@ def _read_until(proc: subprocess.Popen, pattern: str, timeout: float) -> list[st
 def _coffer_run(home: Path, api_port: int, address_range: str) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
     env.update(COFFER_HOME=str(home), COFFER_API_PORT=str(api_port), COFFER_LOCAL_ADDRESS_RANGE=address_range,
+               COFFER_PUBLIC_ADDRESS=address_range.replace(".0/24", ".1"),
                COFFER_KAFKA_PORT=str(broker.free_port()), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "coffer"), "run", "--project", "demo"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -99,8 +101,11 @@ def test_coffer_run_stops_everything_and_brings_instances_back():
         client = trove(Running)
         inst = client.instances.create("keeper", "d1", volume={"size": 1}, datastore="postgresql",
                                        datastore_version=installed_pg_version(), databases=[{"name": "keep"}],
-                                       users=[{"name": "k", "password": "Keep-me-1", "databases": [{"name": "keep"}]}])
-        address = wait_active(client, inst.id).ip[0]
+                                       users=[{"name": "k", "password": "Keep-me-1", "databases": [{"name": "keep"}]}],
+                                       access={"is_public": True, "allowed_cidrs": ["127.0.0.0/8"]})
+        active = wait_active(client, inst.id)
+        address = active.ip[0]
+        [public] = [a["address"] for a in active.addresses if a["type"] == "public"]
         with psycopg.connect(host=address, user="k", password="Keep-me-1", dbname="keep", autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (v text)")
             conn.execute("INSERT INTO kept VALUES ('survives restarts')")
@@ -124,6 +129,9 @@ def test_coffer_run_stops_everything_and_brings_instances_back():
             except psycopg.OperationalError:
                 return None
         assert wait_for(kept_row, 30, interval=0.2, what="the restarted engine") == ("survives restarts",)
+        # its public address listens again (the forwarder stopped with the stack)
+        with psycopg.connect(host=public, user="k", password="Keep-me-1", dbname="keep", connect_timeout=5) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchone() == ("survives restarts",)
         assert wait_active(client, inst.id).operating_status == "HEALTHY"
         client.instances.delete(inst.id)
         wait_gone(client, inst.id)

@@ -212,3 +212,22 @@ def test_stop_and_start_are_disruptive_agent_verbs():
     assert stop.disruptive and stop.step == Step("agent", "stop")
     report(stop, running=False)
     assert stop.status == "SHUTDOWN"
+
+
+def test_an_access_change_is_the_drivers_alone_and_reports_where_the_instance_is_public():
+    access = {"access": {"is_public": True, "allowed_cidrs": ["203.0.113.0/24"]}}
+    saga = ActionSaga.begin("op-a", "set_access", access, None, 0.0)
+    assert take(saga) == ["send"] and saga.step == Step("compute", "set_access", access)
+    saga.compute_reported(saga.command_id, True, "", {"public_address": "192.0.2.2", "public_port": 0})
+    assert take(saga) == ["completed"]
+    # the engine was not touched: its status stays what it was
+    assert saga.status == "" and saga.output == {"public_address": "192.0.2.2", "public_port": 0}
+
+
+def test_an_access_change_that_fails_ends_failed_saying_why_and_leaves_the_status_alone():
+    saga = ActionSaga.begin("op-a", "set_access", {"access": {"is_public": True, "allowed_cidrs": ["::/0"]}},
+                            None, 0.0)
+    take(saga)
+    saga.compute_reported(saga.command_id, False, "RuntimeError: this host has only loopback addresses")
+    assert take(saga) == ["failed"] and saga.status == ""
+    assert "only loopback addresses" in saga.message

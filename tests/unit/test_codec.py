@@ -52,6 +52,7 @@ def create_requested() -> dict:
         "restore_backup_id": "b-1",
         "restore_time": None,
         "replica_of": None,
+        "access": '{"is_public": true, "allowed_cidrs": ["203.0.113.0/24"]}',
     }
 
 

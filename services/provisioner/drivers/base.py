@@ -71,6 +71,15 @@ class ComputeDriver(ABC):
     def close_endpoint(self, set_id: str) -> None:
         """Idempotent."""
 
+    # -- public access: the instance reachable on a public address, from allowed networks
+    def open_public(self, instance_id: str, target: tuple[str, int], allowed_cidrs: list[str]) -> tuple[str, int]:
+        """Expose `target` (the instance's own address) publicly, or change who may
+        connect; idempotent. Returns the public (address, port)."""
+        raise NotImplementedError(f"the {self.name} driver cannot expose instances publicly")
+
+    def close_public(self, instance_id: str) -> None:
+        """Idempotent."""
+
     def power_off(self, instance_id: str) -> None:
         """Fence an instance: kill its processes at once, keeping its data (a
         failover's STONITH: whatever its agent does, its engine takes no more writes)."""

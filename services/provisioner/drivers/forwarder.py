@@ -1,13 +1,18 @@
-"""The local driver's stable endpoint of a replica set: a TCP forwarder listening on
-an address of its own at the engine's default port, passing each connection to the
-current primary. The target is a file ("address:port") read at every new
-connection; SIGHUP (sent when the target moves) closes every open connection, so
-clients reconnect, and reach the new primary.
+"""The local driver's TCP forwarder: a replica set's stable endpoint (an address of
+its own at the engine's default port, passing each connection to the current
+primary) and a public instance's address (the host's, passing to the instance's own
+loopback address). The target is a file ("address:port") read at every new
+connection; SIGHUP (sent when the target moves, or the allowed networks change)
+closes every open connection, so clients reconnect, and reach the new primary.
 
-Run: python -m services.provisioner.drivers.forwarder <address> <port> <target file>"""
+With an allowed-networks file (one CIDR a line, read at every new connection), a
+client whose address is in none of them is closed at once.
+
+Run: python -m services.provisioner.drivers.forwarder <address> <port> <target file> [<allowed file>]"""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import signal
 import sys
 from pathlib import Path
@@ -27,15 +32,31 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 class Forwarder:
-    def __init__(self, target_file: Path):
-        self.target_file = target_file
+    def __init__(self, target_file: Path, allowed_file: Path | None = None):
+        self.target_file, self.allowed_file = target_file, allowed_file
         self.open: set[asyncio.Task] = set()
 
     def target(self) -> tuple[str, int]:
         address, port = self.target_file.read_text().strip().rsplit(":", 1)
         return address, int(port)
 
+    def admits(self, peer: str) -> bool:
+        if self.allowed_file is None:
+            return True
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])
+            networks = [ipaddress.ip_network(line, strict=False)
+                        for line in self.allowed_file.read_text().split() if line]
+        except (OSError, ValueError):
+            return False  # no readable list: nobody, rather than everybody
+        if getattr(address, "ipv4_mapped", None):
+            address = address.ipv4_mapped
+        return any(address.version == n.version and address in n for n in networks)
+
     async def handle(self, client_reader, client_writer) -> None:
+        if not self.admits(client_writer.get_extra_info("peername")[0]):
+            client_writer.close()  # outside the allowed networks: closed before a byte is passed
+            return
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target())
         except (OSError, ValueError):
@@ -55,8 +76,8 @@ class Forwarder:
             task.cancel()
 
 
-async def main(address: str, port: int, target_file: Path) -> None:
-    forwarder = Forwarder(target_file)
+async def main(address: str, port: int, target_file: Path, allowed_file: Path | None = None) -> None:
+    forwarder = Forwarder(target_file, allowed_file)
     server = await asyncio.start_server(forwarder.handle, address, port, reuse_address=True)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, forwarder.cut_all)
@@ -67,4 +88,5 @@ async def main(address: str, port: int, target_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])))
+    allowed_file = Path(sys.argv[4]) if len(sys.argv) > 4 else None
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), allowed_file))

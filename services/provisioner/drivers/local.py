@@ -35,6 +35,67 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _spawn_forwarder(directory: Path, address: str, port: int, allowed: Path | None = None) -> None:
+    """A detached forwarder (forwarder.py) to `directory`/target; back once it listens."""
+    log = open(directory / "forwarder.log", "ab")
+    extra = [str(allowed)] if allowed else []
+    proc = subprocess.Popen([sys.executable, "-m", "services.provisioner.drivers.forwarder", address, str(port),
+                             str(directory / "target"), *extra], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    (directory / "forwarder.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+            if s.connect_ex((address, port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"the forwarder on {address}:{port} did not start; see {directory / 'forwarder.log'}")
+
+
+def public_address() -> str:
+    """Where public instances are exposed: COFFER_PUBLIC_ADDRESS, else the address this
+    host reaches other machines from (no packet is sent: a UDP socket only picks it)."""
+    configured = os.environ.get("COFFER_PUBLIC_ADDRESS", "").strip()
+    if configured:
+        return configured
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("198.51.100.1", 9))
+            address = s.getsockname()[0]
+        except OSError:
+            address = "127.0.0.1"
+    if ipaddress.ip_address(address).is_loopback:
+        raise RuntimeError("this host has only loopback addresses, so nothing can be public: set "
+                           "COFFER_PUBLIC_ADDRESS to the address public instances should listen on")
+    return address
+
+
+def _free_port(address: str, preferred: int) -> int:
+    """`preferred` if nothing listens on it at `address`, else one the system picks."""
+    for port in (preferred, 0):
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((address, port))
+                return s.getsockname()[1]
+            except OSError:
+                continue
+    raise RuntimeError(f"no free port on {address}")
+
+
 class LocalDriver(ComputeDriver):
     name = "local"
 
@@ -179,16 +240,10 @@ class LocalDriver(ComputeDriver):
         return self.home / "endpoints" / set_id
 
     def _forwarder_pid(self, set_id: str) -> int | None:
-        try:
-            return int((self._endpoint_dir(set_id) / "forwarder.pid").read_text())
-        except (FileNotFoundError, ValueError):
-            return None
+        return _read_pid(self._endpoint_dir(set_id) / "forwarder.pid")
 
     def _write_target(self, set_id: str, target: tuple[str, int]) -> None:
-        directory = self._endpoint_dir(set_id)
-        tmp = directory / "target.tmp"
-        tmp.write_text(f"{target[0]}:{target[1]}\n")
-        tmp.replace(directory / "target")
+        _write_atomically(self._endpoint_dir(set_id) / "target", f"{target[0]}:{target[1]}\n")
 
     def open_endpoint(self, set_id: str, address: str, port: int, target: tuple[str, int]) -> None:
         directory = self._endpoint_dir(set_id)
@@ -197,18 +252,7 @@ class LocalDriver(ComputeDriver):
         pid = self._forwarder_pid(set_id)
         if pid is not None and _pid_alive(pid):
             return
-        log = open(directory / "forwarder.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "services.provisioner.drivers.forwarder", address, str(port),
-                                 str(directory / "target")], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        (directory / "forwarder.pid").write_text(str(proc.pid))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            with socket.socket() as s:
-                if s.connect_ex((address, port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError(f"the endpoint forwarder did not start; see {directory / 'forwarder.log'}")
+        _spawn_forwarder(directory, address, port)
 
     def move_endpoint(self, set_id: str, target: tuple[str, int]) -> None:
         self._write_target(set_id, target)
@@ -222,6 +266,40 @@ class LocalDriver(ComputeDriver):
             os.kill(pid, signal.SIGTERM)
         shutil.rmtree(self._endpoint_dir(set_id), ignore_errors=True)
 
+    # -- public access (Trove's floating IP): a forwarder on the host's address ------
+    # It lives in the instance's directory: deleting or fencing the instance ends it too.
+    def _public_dir(self, instance_id: str) -> Path:
+        return self.instance_dir(instance_id) / "public"
+
+    def open_public(self, instance_id: str, target: tuple[str, int], allowed_cidrs: list[str]) -> tuple[str, int]:
+        directory = self._public_dir(instance_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_atomically(directory / "target", f"{target[0]}:{target[1]}\n")
+        allowed = "".join(f"{c}\n" for c in allowed_cidrs)
+        changed = not (directory / "allowed").exists() or (directory / "allowed").read_text() != allowed
+        _write_atomically(directory / "allowed", allowed)
+        pid = _read_pid(directory / "forwarder.pid")
+        if pid is not None and _pid_alive(pid):
+            if changed:
+                os.kill(pid, signal.SIGHUP)  # connections admitted under the old networks are cut
+            address, port = (directory / "listen").read_text().strip().rsplit(":", 1)
+            return address, int(port)
+        address = public_address()
+        try:  # the same port as before a restart; else the engine's own, if free there
+            port = int((directory / "listen").read_text().strip().rsplit(":", 1)[1])
+        except (FileNotFoundError, IndexError, ValueError):
+            port = _free_port(address, target[1])
+        _spawn_forwarder(directory, address, port, allowed=directory / "allowed")
+        _write_atomically(directory / "listen", f"{address}:{port}\n")
+        return address, port
+
+    def close_public(self, instance_id: str) -> None:
+        directory = self._public_dir(instance_id)
+        pid = _read_pid(directory / "forwarder.pid")
+        if pid is not None and _pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(directory, ignore_errors=True)
+
     def power_off(self, instance_id: str) -> None:
         for pid in self._processes_of(instance_id):
             try:
@@ -233,8 +311,9 @@ class LocalDriver(ComputeDriver):
         """Stop every agent (and so every engine) but keep the data: used when the
         embedded stack stops; the next start relaunches them."""
         self.stop_launcher()
-        for directory in (self.home / "endpoints").glob("*"):
-            pid = self._forwarder_pid(directory.name)
+        for pid_file in [*(self.home / "endpoints").glob("*/forwarder.pid"),
+                         *self.instances_dir.glob("*/public/forwarder.pid")]:
+            pid = _read_pid(pid_file)
             if pid is not None and _pid_alive(pid):
                 os.kill(pid, signal.SIGTERM)
         if not self.instances_dir.exists():
