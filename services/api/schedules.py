@@ -87,10 +87,7 @@ class Schedules:
 
     async def create(self, request):
         policy.authorize(request, "instance:extension:schedule:create")
-        spec = validation.body_object(await read_json(request), "schedule")
-        unknown = sorted(set(spec) - {"action", "cron"})
-        if unknown:
-            raise bad_request(f"Validation error: schedule has unexpected attributes {unknown}.")
+        spec = validation.body_object(await read_json(request), "schedule", {"action", "cron"})
         if spec.get("action") not in ACTIONS:
             raise bad_request(f"Validation error: schedule['action'] must be one of {', '.join(ACTIONS)}.")
         cron = validation.cron(spec.get("cron"), "schedule['cron']")
