@@ -119,13 +119,14 @@ async def close_segment(manager) -> tuple[str, str]:
     the agent has shipped it: the archive then holds everything written so far.
     (LSN written so far, its segment)."""
     async with await users.connect(str(manager.socket_dir), manager.config.port) as conn:
-        # a record first: on an idle server the current segment may still be empty (the
-        # LSN at its very start, named after the segment before), and then pg_switch_wal
-        # does nothing and that segment is never archived: a restore to the LSN failed
-        await conn.execute("SELECT pg_logical_emit_message(false, 'coffer', 'WAL segment closed for a backup')")
-        lsn, segment = await (await conn.execute(
-            "SELECT pg_current_wal_lsn(), pg_walfile_name(pg_current_wal_lsn())")).fetchone()
-        await conn.execute("SELECT pg_switch_wal()")
+        # a record first, so the segment to close is never empty (pg_switch_wal does nothing
+        # then); its end is the LSN a restore recovers to. The segment waited for is the one
+        # the switch completed: the write position read instead may still lag behind the
+        # record (or sit on a boundary, named after the segment before), and a restore then
+        # missed the segment holding its target
+        [lsn] = await (await conn.execute(
+            "SELECT pg_logical_emit_message(false, 'coffer', 'WAL segment closed for a backup')")).fetchone()
+        [segment] = await (await conn.execute("SELECT pg_walfile_name(pg_switch_wal())")).fetchone()
         deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_SECONDS
         while True:
             archived, failed = await (await conn.execute(
