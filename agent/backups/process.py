@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 from pathlib import Path
 from typing import AsyncIterator
 
+from plumbing.threadstage import Stage
+
 CHUNK_BYTES = 1024 * 1024  # hashing and compressing 4 MiB chunks cost 5% more CPU (they leave the L2 cache)
 PIPE_BYTES = 1024 * 1024  # pipe-max-size for an unprivileged process
+WRITE_DEPTH = 4  # chunks queued for a tool's stdin
 
 
 class ToolFailed(Exception):
@@ -102,24 +106,24 @@ async def feed(argv: list[str], chunks: AsyncIterator[bytes], cwd: str = "/") ->
     finally:
         os.close(read_end)
     output = asyncio.create_task(proc.stdout.read())
-    # the write running in its thread: shielded, so that the pipe is closed only once it
-    # returned (a cancelled wait would leave it writing into a closed, maybe reused, fd)
-    writing: asyncio.Future | None = None
+    # the writes run in a thread of their own, a few chunks queued, beside whatever
+    # produces the chunks; the pipe is closed only once that thread has ended (closed
+    # earlier, a write could land in a reused fd)
+    writing = Stage(functools.partial(_write_all, write_end), WRITE_DEPTH, "feed-" + _tool(argv))
     stopped_reading = False
     try:
         try:
             async for chunk in chunks:
-                writing = asyncio.ensure_future(asyncio.to_thread(_write_all, write_end, chunk))
-                await asyncio.shield(writing)
+                await writing.put(chunk)
+            await writing.close()
         except BrokenPipeError:  # the tool exited: its exit code and output say why
             stopped_reading = True
         except BaseException:
             if proc.returncode is None:
                 proc.kill()  # a write blocked on the full pipe returns: the reader is gone
-            if writing is not None:
-                await asyncio.gather(writing, return_exceptions=True)
             raise
         finally:
+            await writing.abandon()
             os.close(write_end)
         code = await proc.wait()
     except BaseException:
