@@ -134,3 +134,19 @@ async def mapped(source: AsyncIterable, work: Callable, depth: int, name: str) -
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)
         await stage.abandon()
+
+
+async def read_ahead(read: Callable[[], bytes], depth: int, name: str) -> AsyncIterator[bytes]:
+    """read() called over and over in a thread of its own, up to `depth` results
+    ahead of the consumer, until it returns b"" (or raises: raised in its place).
+    The thread has ended when this iterator has: whatever `read` reads from may be
+    closed then."""
+    stage = Stage(lambda _token: read(), depth, name, results=True)
+    try:
+        for _ in range(depth):
+            await stage.put(None)
+        while chunk := await stage.take():
+            yield chunk
+            await stage.put(None)
+    finally:
+        await stage.abandon()

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from plumbing.threadstage import Stage, mapped
+from plumbing.threadstage import Stage, mapped, read_ahead
 
 
 async def numbers(n: int, fail_at: int | None = None):
@@ -73,3 +73,19 @@ async def test_a_stage_does_every_item_before_close_and_then_reports_its_failure
         for i in range(100):  # a put after the failure raises it; close() does too
             await stage.put(i)
         await stage.close()
+
+
+async def test_read_ahead_reads_until_the_end_and_raises_a_reads_error_in_its_place():
+    pieces = iter([b"a", b"b", b"c"])
+    assert [c async for c in read_ahead(lambda: next(pieces, b""), 2, "test-read")] == [b"a", b"b", b"c"]
+
+    def broken():
+        yield b"a"
+        raise OSError("disk gone")
+
+    source = broken()
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        async for chunk in read_ahead(lambda: next(source, b""), 2, "test-read"):
+            got.append(chunk)
+    assert got == [b"a"]
