@@ -133,8 +133,10 @@ async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, byt
                 raise IntegrityError("a frame header is corrupt")
             if len(buffer) < FRAME_HEADER.size + length:
                 break
-            yield bool(last), bytes(buffer[FRAME_HEADER.size:FRAME_HEADER.size + length])
+            with memoryview(buffer) as view:  # one copy of the frame (a slice of the buffer would be two)
+                ciphertext = bytes(view[FRAME_HEADER.size:FRAME_HEADER.size + length])
             del buffer[:FRAME_HEADER.size + length]
+            yield bool(last), ciphertext
     if buffer or not seen_magic:
         raise IntegrityError("the object ends inside a frame: it is truncated")
 
