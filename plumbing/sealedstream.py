@@ -29,7 +29,7 @@ FRAME_HEADER = struct.Struct(">IB")
 # never yields more than this (highly compressible data would otherwise explode).
 FRAME_PLAIN_BYTES = 4 * 1024 * 1024
 MAX_FRAME_BYTES = 64 * 1024 * 1024
-STAGE_DEPTH = 4  # chunks or frames queued for each stage: up to 16 MiB each
+STAGE_DEPTH = 4  # chunks (1 MiB) or frames (4 MiB plain) queued for each stage
 ZSTD_LEVEL = 1  # level 1 keeps pace with the engines' own tools on 2 cores (engines.md)
 
 

@@ -1,9 +1,9 @@
 """A tool's standard output as a stream of chunks; its failure as an exception.
 
 The bytes cross 1 MiB pipes by blocking reads and writes in threads of their own
-(which release the GIL), a few chunks ahead of their use, a whole chunk per hop: through asyncio's pipe transports every
-64-256 KiB cost an event-loop round and a copy (reading a 253 MB stream took 0.13 CPU
-seconds that way, 0.06 this way)."""
+(which release the GIL), a few chunks ahead of their use, a whole chunk per hop:
+through asyncio's pipe transports every 64-256 KiB cost an event-loop round and a copy
+(reading a 253 MB stream took 0.13 CPU seconds that way, 0.06 this way)."""
 from __future__ import annotations
 
 import asyncio
