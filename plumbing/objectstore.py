@@ -7,6 +7,7 @@ is a small dict of strings kept with the object (lower-case keys: Swift folds ca
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import AsyncIterable, AsyncIterator
 
 from .config import coffer_home
+from .threadstage import read_ahead
 
 CHUNK_BYTES = 1024 * 1024
+READ_AHEAD_CHUNKS = 4  # read in a thread of its own while the reader works on the chunks before
 
 
 class ObjectNotFound(Exception):
@@ -112,10 +115,12 @@ class LocalDirectoryStore(ObjectStore):
             f = await asyncio.to_thread(open, path, "rb")
         except FileNotFoundError:
             raise ObjectNotFound(f"{container}/{name}") from None
+        reading = read_ahead(functools.partial(f.read, CHUNK_BYTES), READ_AHEAD_CHUNKS, "objectstore-read")
         try:
-            while chunk := await asyncio.to_thread(f.read, CHUNK_BYTES):
+            async for chunk in reading:
                 yield chunk
         finally:
+            await reading.aclose()  # its thread has ended: the file may be closed
             f.close()
 
     async def head(self, container, name) -> ObjectInfo:

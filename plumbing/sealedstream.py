@@ -6,8 +6,9 @@ associated data `n || last`, so a frame that is altered, moved, dropped or a str
 cut short fails authentication. The SHA-256 of the plain stream is computed on the
 way in and checked on the way out.
 
-Compression and encryption run in a worker thread (zstd and OpenSSL release the GIL):
-the event loop keeps serving while a backup streams."""
+Hashing, and compression with encryption (or authentication with decompression),
+run in threads of their own (hashlib, zstd and OpenSSL release the GIL): on two
+cores they overlap, and the event loop keeps serving while a backup streams."""
 from __future__ import annotations
 
 import asyncio
@@ -20,13 +21,15 @@ import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .threadstage import Stage, mapped
+
 MAGIC = b"COFFERB1"
 FRAME_HEADER = struct.Struct(">IB")
 # A frame holds what about this much plain input compressed to, so that opening one
 # never yields more than this (highly compressible data would otherwise explode).
 FRAME_PLAIN_BYTES = 4 * 1024 * 1024
 MAX_FRAME_BYTES = 64 * 1024 * 1024
-PREFETCH_CHUNKS = 8  # read ahead while a chunk is being compressed or opened in the worker thread
+STAGE_DEPTH = 4  # chunks (1 MiB) or frames (4 MiB plain) queued for each stage
 ZSTD_LEVEL = 1  # level 1 keeps pace with the engines' own tools on 2 cores (engines.md)
 
 
@@ -81,16 +84,27 @@ class Sealing:
             pending.extend(compressor.flush())
             return frame(bytes(pending), True)
 
-        yield MAGIC
-        async for chunk in prefetch(_bounded(plain)):
-            self.plain_bytes += len(chunk)
-            # hashing (the costliest part) runs beside compression and encryption: two cores
-            _, sealed_frames = await asyncio.gather(asyncio.to_thread(self._hash.update, chunk),
-                                                    asyncio.to_thread(absorb, chunk))
-            for sealed in sealed_frames:
-                yield sealed
-        yield await asyncio.to_thread(finish)
+        # two threads of their own, each with its queue: the hash of the plain stream
+        # (the costliest step after compression) runs beside compression and
+        # encryption, and both beside the reading of the source
+        hashing = Stage(self._hash.update, STAGE_DEPTH, "seal-sha256")
+        try:
+            yield MAGIC
+            async for sealed_frames in mapped(self._hashed(_bounded(plain), hashing), absorb, STAGE_DEPTH,
+                                              "seal-zstd-aes"):
+                for sealed in sealed_frames:
+                    yield sealed
+            yield await asyncio.to_thread(finish)
+            await hashing.close()
+        finally:
+            await hashing.abandon()
         self.sha256 = self._hash.hexdigest()
+
+    async def _hashed(self, plain: AsyncIterable[bytes], hashing: Stage) -> AsyncIterator[bytes]:
+        async for chunk in plain:
+            self.plain_bytes += len(chunk)
+            await hashing.put(chunk)
+            yield chunk
 
 
 async def _bounded(plain: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -98,35 +112,6 @@ async def _bounded(plain: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     async for chunk in plain:
         for start in range(0, len(chunk), FRAME_PLAIN_BYTES):
             yield chunk[start:start + FRAME_PLAIN_BYTES]
-
-
-async def prefetch(source: AsyncIterable, depth: int = PREFETCH_CHUNKS) -> AsyncIterator:
-    """`source`'s items, read up to `depth` ahead by a task of their own: reading the
-    next chunk overlaps with the work on this one. An error of the source is raised
-    in its place; a consumer that stops early stops the reader."""
-    queue: asyncio.Queue = asyncio.Queue(depth)
-    done = object()
-
-    async def read() -> None:
-        try:
-            async for item in source:
-                await queue.put((item, None))
-            await queue.put((done, None))
-        except Exception as exc:  # handed to the consumer
-            await queue.put((done, exc))
-
-    reader = asyncio.create_task(read())
-    try:
-        while True:
-            item, error = await queue.get()
-            if item is done:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
 
 
 async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, bytes]]:
@@ -148,8 +133,10 @@ async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, byt
                 raise IntegrityError("a frame header is corrupt")
             if len(buffer) < FRAME_HEADER.size + length:
                 break
-            yield bool(last), bytes(buffer[FRAME_HEADER.size:FRAME_HEADER.size + length])
+            with memoryview(buffer) as view:  # one copy of the frame (a slice of the buffer would be two)
+                ciphertext = bytes(view[FRAME_HEADER.size:FRAME_HEADER.size + length])
             del buffer[:FRAME_HEADER.size + length]
+            yield bool(last), ciphertext
     if buffer or not seen_magic:
         raise IntegrityError("the object ends inside a frame: it is truncated")
 
@@ -159,17 +146,16 @@ def unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) ->
     the stream is cut short, or (at the end) the plain stream's SHA-256 differs from
     `sha256`: a consumer must treat what it got as void until the iterator ends.
     Frames are opened ahead while the consumer works on the last one."""
-    return prefetch(_unseal(sealed, data_key, sha256), 2)
+    return _unseal(sealed, data_key, sha256)
 
 
 async def _unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) -> AsyncIterator[bytes]:
     aead = AESGCM(data_key)
     decompressor = zstandard.ZstdDecompressor().decompressobj()
     digest = hashlib.sha256()
-    index = 0
-    ended = False
 
-    def open_frame(ciphertext: bytes, last: bool) -> bytes:
+    def open_frame(numbered: tuple[int, bool, bytes]) -> bytes:
+        index, last, ciphertext = numbered
         try:
             payload = aead.decrypt(_nonce(index), ciphertext, _aad(index, last))
         except InvalidTag:
@@ -177,21 +163,30 @@ async def _unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | N
                                  "or is not encrypted with this backup's key") from None
         return decompressor.decompress(payload)
 
-    hashing: asyncio.Future | None = None  # the previous frame's, beside this one's opening
-    async for last, ciphertext in prefetch(_frames(sealed)):
-        if ended:
-            raise IntegrityError("data follows the last frame")
-        plain = await asyncio.to_thread(open_frame, ciphertext, last)
-        index += 1
-        ended = last
-        if hashing is not None:
-            await hashing
-        hashing = asyncio.ensure_future(asyncio.to_thread(digest.update, plain))
-        if plain:
-            yield plain
-    if hashing is not None:
-        await hashing
-    if not ended:
-        raise IntegrityError("the object has no last frame: it is truncated")
+    # frames are read, opened (authenticated, decompressed) and hashed in threads of
+    # their own, each beside the others and beside the consumer's use of the plain bytes
+    hashing = Stage(digest.update, STAGE_DEPTH, "unseal-sha256")
+    try:
+        async for plain in mapped(_numbered(_frames(sealed)), open_frame, STAGE_DEPTH, "unseal-aes-zstd"):
+            await hashing.put(plain)
+            if plain:
+                yield plain
+        await hashing.close()
+    finally:
+        await hashing.abandon()
     if sha256 is not None and digest.hexdigest() != sha256:
         raise IntegrityError("the restored stream's SHA-256 does not match the backup's checksum")
+
+
+async def _numbered(frames: AsyncIterable[tuple[bool, bytes]]) -> AsyncIterator[tuple[int, bool, bytes]]:
+    """(index, last, ciphertext) of each frame, up to the last one, which must come."""
+    index = 0
+    ended = False
+    async for last, ciphertext in frames:
+        if ended:
+            raise IntegrityError("data follows the last frame")
+        yield index, last, ciphertext
+        index += 1
+        ended = last
+    if not ended:
+        raise IntegrityError("the object has no last frame: it is truncated")

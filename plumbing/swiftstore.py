@@ -6,12 +6,14 @@ openstacksdk is synchronous: each blocking call runs in a worker thread."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import AsyncIterable, AsyncIterator
 from urllib.parse import quote
 
-from .objectstore import CHUNK_BYTES, ObjectInfo, ObjectNotFound, ObjectStore, _checked
+from .objectstore import CHUNK_BYTES, READ_AHEAD_CHUNKS, ObjectInfo, ObjectNotFound, ObjectStore, _checked
+from .threadstage import read_ahead
 
 META = "x-object-meta-"
 
@@ -64,10 +66,12 @@ class SwiftStore(ObjectStore):
             raise ObjectNotFound(f"{container}/{name}")
         response.raise_for_status()
         pieces = response.iter_content(CHUNK_BYTES)
+        reading = read_ahead(functools.partial(next, pieces, b""), READ_AHEAD_CHUNKS, "swift-read")
         try:
-            while chunk := await asyncio.to_thread(next, pieces, b""):
+            async for chunk in reading:
                 yield chunk
         finally:
+            await reading.aclose()  # its thread has ended: the response may be closed
             response.close()
 
     async def head(self, container, name) -> ObjectInfo:

@@ -1,19 +1,24 @@
 """A tool's standard output as a stream of chunks; its failure as an exception.
 
-The bytes cross 1 MiB pipes by blocking reads and writes in worker threads (which
-release the GIL), a whole chunk per hop: through asyncio's pipe transports every
-64-256 KiB cost an event-loop round and a copy (reading a 253 MB stream took 0.13 CPU
-seconds that way, 0.06 this way)."""
+The bytes cross 1 MiB pipes by blocking reads and writes in threads of their own
+(which release the GIL), a few chunks ahead of their use, a whole chunk per hop:
+through asyncio's pipe transports every 64-256 KiB cost an event-loop round and a copy
+(reading a 253 MB stream took 0.13 CPU seconds that way, 0.06 this way)."""
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 from pathlib import Path
 from typing import AsyncIterator
 
+from plumbing.threadstage import Stage, read_ahead
+
 CHUNK_BYTES = 1024 * 1024  # hashing and compressing 4 MiB chunks cost 5% more CPU (they leave the L2 cache)
 PIPE_BYTES = 1024 * 1024  # pipe-max-size for an unprivileged process
+WRITE_DEPTH = 4  # chunks queued for a tool's stdin
+READ_AHEAD_CHUNKS = 4  # chunks read from a tool's stdout ahead of their use
 
 
 class ToolFailed(Exception):
@@ -48,8 +53,9 @@ async def output_of(argv: list[str], cwd: str = "/", env: dict | None = None) ->
     source = open(read_end, "rb", buffering=PIPE_BYTES)
     errors = asyncio.create_task(proc.stderr.read())
     finished = False
+    reading = read_ahead(functools.partial(source.read, CHUNK_BYTES), READ_AHEAD_CHUNKS, "read-" + _tool(argv))
     try:
-        while chunk := await asyncio.to_thread(source.read, CHUNK_BYTES):
+        async for chunk in reading:
             yield chunk
         code = await proc.wait()
         finished = True
@@ -61,9 +67,8 @@ async def output_of(argv: list[str], cwd: str = "/", env: dict | None = None) ->
             proc.kill()
             await proc.wait()
         errors.cancel()
-        # a read still running in its thread ends at the killed tool's end of file:
-        # closing takes the reader's lock, so it waits for that read in a thread too
-        await asyncio.to_thread(source.close)
+        await reading.aclose()  # its thread ends: a read still running returns at the killed tool's end
+        source.close()
 
 
 def _tool(argv: list[str]) -> str:
@@ -74,10 +79,12 @@ def _tool(argv: list[str]) -> str:
 
 async def file_chunks(path: Path) -> AsyncIterator[bytes]:
     f = await asyncio.to_thread(open, path, "rb")
+    reading = read_ahead(functools.partial(f.read, CHUNK_BYTES), READ_AHEAD_CHUNKS, "read-file")
     try:
-        while chunk := await asyncio.to_thread(f.read, CHUNK_BYTES):
+        async for chunk in reading:
             yield chunk
     finally:
+        await reading.aclose()  # its thread has ended: the file may be closed
         f.close()
 
 
@@ -102,24 +109,24 @@ async def feed(argv: list[str], chunks: AsyncIterator[bytes], cwd: str = "/") ->
     finally:
         os.close(read_end)
     output = asyncio.create_task(proc.stdout.read())
-    # the write running in its thread: shielded, so that the pipe is closed only once it
-    # returned (a cancelled wait would leave it writing into a closed, maybe reused, fd)
-    writing: asyncio.Future | None = None
+    # the writes run in a thread of their own, a few chunks queued, beside whatever
+    # produces the chunks; the pipe is closed only once that thread has ended (closed
+    # earlier, a write could land in a reused fd)
+    writing = Stage(functools.partial(_write_all, write_end), WRITE_DEPTH, "feed-" + _tool(argv))
     stopped_reading = False
     try:
         try:
             async for chunk in chunks:
-                writing = asyncio.ensure_future(asyncio.to_thread(_write_all, write_end, chunk))
-                await asyncio.shield(writing)
+                await writing.put(chunk)
+            await writing.close()
         except BrokenPipeError:  # the tool exited: its exit code and output say why
             stopped_reading = True
         except BaseException:
             if proc.returncode is None:
                 proc.kill()  # a write blocked on the full pipe returns: the reader is gone
-            if writing is not None:
-                await asyncio.gather(writing, return_exceptions=True)
             raise
         finally:
+            await writing.abandon()
             os.close(write_end)
         code = await proc.wait()
     except BaseException:
