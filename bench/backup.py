@@ -135,6 +135,22 @@ async def in_turns(n: int, raw, coffer) -> tuple[tuple[float, float], object]:
     return seconds, await coffer()
 
 
+async def compare(engine: str, runs: int, manager, engine_backups, scratch: Path, raw_backup,
+                  raw_restore) -> list[str]:
+    """`runs` backups and restores, raw and Coffer taking turns; their two summaries."""
+    raw_b, raw_r, cof_b, cof_r = [], [], [], []
+    plain = 0
+    for n in range(runs):
+        seconds, (coffer_seconds, plain, made) = await in_turns(n, raw_backup, lambda: coffer_backup(manager, n))
+        raw_b.append(seconds)
+        cof_b.append(coffer_seconds)
+        seconds, coffer_seconds = await in_turns(
+            n, raw_restore, lambda: coffer_restore(manager, engine_backups, n, made, scratch))
+        raw_r.append(seconds)
+        cof_r.append(coffer_seconds)
+    return [summary(f"{engine} backup", plain, raw_b, cof_b), summary(f"{engine} restore", plain, raw_r, cof_r)]
+
+
 async def bench_postgresql(home: Path, megabytes: int, runs: int) -> list[str]:
     version = sorted(p.name for p in Path("/usr/lib/postgresql").iterdir())[-1]
     manager = load(config(home, "postgresql", version, 5432))
@@ -147,8 +163,6 @@ async def bench_postgresql(home: Path, megabytes: int, runs: int) -> list[str]:
         basebackup = " ".join(PG_USER.argv([str(bindir(version) / "pg_basebackup"), "-h", str(manager.socket_dir),
                                             "-p", "5432", "-U", "postgres", "-w", "-D", "-", "-F", "tar", "-X",
                                             "fetch", "--checkpoint=fast", "--no-manifest"]))
-        raw_b, raw_r, cof_b, cof_r = [], [], [], []
-        plain = 0
 
         def raw_restore() -> tuple[float, float]:
             target = raw_dir / "restored"
@@ -158,17 +172,8 @@ async def bench_postgresql(home: Path, megabytes: int, runs: int) -> list[str]:
             untar = " ".join(PG_USER.argv(["tar", "-x", "-f", "-", "-C", str(target)]))
             return shell(f"zstd -d -q -c {raw_dir}/base.tar.zst | {untar}")
 
-        for n in range(runs):
-            seconds, (coffer_seconds, plain, made) = await in_turns(
-                n, lambda: shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"),
-                lambda: coffer_backup(manager, n))
-            raw_b.append(seconds)
-            cof_b.append(coffer_seconds)
-            seconds, coffer_seconds = await in_turns(
-                n, raw_restore, lambda: coffer_restore(manager, pg_backups, n, made, home / "scratch-pg"))
-            raw_r.append(seconds)
-            cof_r.append(coffer_seconds)
-        return [summary("PostgreSQL backup", plain, raw_b, cof_b), summary("PostgreSQL restore", plain, raw_r, cof_r)]
+        return await compare("PostgreSQL", runs, manager, pg_backups, home / "scratch-pg",
+                             lambda: shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"), raw_restore)
     finally:
         await manager.stop()
 
@@ -185,8 +190,6 @@ async def bench_mariadb(home: Path, megabytes: int, runs: int) -> list[str]:
         work = raw_dir / "work"
         tool = (f"mariadb-backup --defaults-file={manager.paths.options} --backup --stream=xbstream "
                 f"--user={manager.admin} --socket={manager.paths.socket} --target-dir={work}")
-        raw_b, raw_r, cof_b, cof_r = [], [], [], []
-        plain = 0
 
         def raw_backup() -> tuple[float, float]:
             shutil.rmtree(work, ignore_errors=True)
@@ -200,15 +203,8 @@ async def bench_mariadb(home: Path, megabytes: int, runs: int) -> list[str]:
             return shell(f"zstd -d -q -c {raw_dir}/full.xb.zst | mbstream -x -C {target} && "
                          f"mariadb-backup --prepare --target-dir={target}")
 
-        for n in range(runs):
-            seconds, (coffer_seconds, plain, made) = await in_turns(n, raw_backup, lambda: coffer_backup(manager, n))
-            raw_b.append(seconds)
-            cof_b.append(coffer_seconds)
-            seconds, coffer_seconds = await in_turns(
-                n, raw_restore, lambda: coffer_restore(manager, maria_backups, n, made, home / "scratch-maria"))
-            raw_r.append(seconds)
-            cof_r.append(coffer_seconds)
-        return [summary("MariaDB backup", plain, raw_b, cof_b), summary("MariaDB restore", plain, raw_r, cof_r)]
+        return await compare("MariaDB", runs, manager, maria_backups, home / "scratch-maria", raw_backup,
+                             raw_restore)
     finally:
         await manager.stop()
 
