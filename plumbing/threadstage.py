@@ -40,7 +40,8 @@ class Stage:
         self._error: BaseException | None = None
         self._abandoned = False
         self._closing = False
-        threading.Thread(target=self._run, name=name, daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
 
     def _tell_loop(self, callback, *args) -> None:
         try:
@@ -94,7 +95,7 @@ class Stage:
     async def close(self) -> None:
         """Waits until every item put was worked on; raises the error `work` raised."""
         self.end()
-        await asyncio.shield(self._ended)
+        await self._finished()
         if self._error is not None:
             raise self._error
 
@@ -103,7 +104,13 @@ class Stage:
         whatever `work` touches, a pipe say, may be closed afterwards)."""
         self._abandoned = True
         self.end()
+        await self._finished()
+
+    async def _finished(self) -> None:
         await asyncio.shield(self._ended)
+        # `_ended` is settled from the thread's last statement: the join returns at once,
+        # and then the thread is really gone (it was still alive, for a moment, before)
+        self._thread.join()
 
 
 def _settle(future: asyncio.Future) -> None:
