@@ -40,5 +40,5 @@ def setup(service: str, level: str = "INFO") -> logging.Logger:
     return logging.getLogger(service)
 
 
-def log(logger: logging.Logger, level: int, msg: str, **fields) -> None:
-    logger.log(level, msg, extra={"fields": fields})
+def log(logger: logging.Logger, level: int, msg: str, exc_info: bool = False, **fields) -> None:
+    logger.log(level, msg, exc_info=exc_info, extra={"fields": fields})

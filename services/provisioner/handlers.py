@@ -287,9 +287,11 @@ class Provisioner:
             await uow.conn.execute(update(operations).where(
                 operations.c.instance_id == instance_id, operations.c.finished.is_(False))
                 .values(finished=True, step="cancelled"))
+            started = time.monotonic()
             try:
                 self.driver.destroy(instance_id)
             except Exception as exc:  # the user sees ERROR and can delete again
+                log(logger, logging.WARNING, "instance not destroyed", exc_info=True, instance_id=instance_id)
                 await uow.conn.execute(update(instances).where(instances.c.instance_id == instance_id)
                                        .values(status="ERROR"))
                 await uow.emit(T.INSTANCE_EVENTS, event.caused("coffer.instance.failed.v1", {
@@ -297,6 +299,8 @@ class Provisioner:
                     "message": "The instance could not be deleted; delete it again.",
                     "details": f"{type(exc).__name__}: {exc}"}, source=SOURCE))
                 return
+            log(logger, logging.INFO, "instance destroyed", instance_id=instance_id,
+                seconds=round(time.monotonic() - started, 1))
             gone = (await uow.conn.execute(select(instances).where(instances.c.instance_id == instance_id))).first()
             await uow.conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
             if gone is not None:

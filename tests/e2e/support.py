@@ -65,13 +65,21 @@ def wait_status(client, instance_id: str, status: str, timeout: float = 60):
 
 
 def wait_gone(client, instance_id: str, timeout: float = 30):
+    """Until the instance is gone; an ERROR on the way (a delete that failed) fails with its fault."""
+    shown = []
+
     def gone():
         try:
-            client.instances.get(instance_id)
-            return False
+            inst = client.instances.get(instance_id)
         except trove_exc.NotFound:
             return True
-    wait_for(gone, timeout, what=f"{instance_id} deleted")
+        shown[:] = [inst.status, getattr(inst, "fault", None)]
+        assert inst.status != "ERROR", inst.fault
+        return False
+    try:
+        wait_for(gone, timeout, what=f"{instance_id} deleted")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; it showed {shown}") from None
 
 
 def agent_processes(instance_dir: Path) -> list[int]:

@@ -8,19 +8,12 @@ import threading
 import time
 from pathlib import Path
 
+from ...processes import running
 from . import probe
 from .conf import Paths
 from .engine_user import MARIADBD, EngineCommandError, admin_user, as_engine_user
 
 READY_POLL_SECONDS = 0.01
-
-
-def _alive(pid: int) -> bool:
-    """Alive and not a zombie (a server this agent started and nobody reaped yet)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _is_ours(pid: int, paths: Paths) -> bool:
@@ -38,12 +31,12 @@ def server_pid(paths: Paths) -> int | None:
     before it writes one, by its command line."""
     try:
         pid = int(paths.pid_file.read_text().split()[0])
-        if _alive(pid) and _is_ours(pid, paths):
+        if running(pid) and _is_ours(pid, paths):
             return pid
     except (OSError, ValueError, IndexError):
         pass
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and _is_ours(int(proc.name), paths) and _alive(int(proc.name)):
+        if proc.name.isdigit() and _is_ours(int(proc.name), paths) and running(int(proc.name)):
             return int(proc.name)
     return None
 
@@ -86,12 +79,12 @@ def start(paths: Paths, timeout: float = 60) -> None:
             last = str(exc)  # e.g. too many connections, or shutting down: try again
         except OSError as exc:  # no socket yet, or not answering yet
             last = str(exc) or type(exc).__name__
-        if not _alive(pid):
+        if not running(pid):
             if not adopted:
                 break
             pid, adopted = _launch(paths).pid, False  # the adopted server was on its way out
         time.sleep(READY_POLL_SECONDS)
-    state = "exited" if not _alive(pid) else f"not accepting connections after {timeout:.0f} s ({last})"
+    state = "exited" if not running(pid) else f"not accepting connections after {timeout:.0f} s ({last})"
     raise EngineCommandError(f"MariaDB {state}; the end of {paths.log.name}:\n{_tail(paths.log)}")
 
 
@@ -105,7 +98,7 @@ def stop(paths: Paths, timeout: float = 60) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while running(pid):
         if time.monotonic() > deadline:
             raise EngineCommandError(f"MariaDB (pid {pid}) did not shut down in {timeout:.0f} s")
         time.sleep(READY_POLL_SECONDS)

@@ -1,10 +1,10 @@
 """Start, adopt and stop the postmaster."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
+from ...processes import running
 from .engine_user import EngineCommandError, bindir, run
 
 READY_POLL_SECONDS = 0.01
@@ -15,14 +15,6 @@ def postmaster_pid(data: Path) -> int | None:
         return int((data / "postmaster.pid").read_text().splitlines()[0])
     except (FileNotFoundError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def _status_line(data: Path) -> str:
@@ -36,7 +28,7 @@ def _status_line(data: Path) -> str:
 
 def is_running(data: Path) -> bool:
     pid = postmaster_pid(data)
-    return pid is not None and _alive(pid)
+    return pid is not None and running(pid)
 
 
 def start(version: str, data: Path, log: Path, timeout: float = 60) -> None:
@@ -50,7 +42,7 @@ def start(version: str, data: Path, log: Path, timeout: float = 60) -> None:
         if _status_line(data) == "ready":
             return
         pid = postmaster_pid(data)
-        if pid is not None and not _alive(pid):
+        if pid is not None and not running(pid):
             break
         time.sleep(READY_POLL_SECONDS)
     tail = log.read_text(errors="replace")[-800:] if log.exists() else ""

@@ -8,19 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from ...processes import running
 from .engine_user import REDIS_SERVER, EngineCommandError, as_engine_user
 from .layout import ADMIN_USER, Layout
 
 READY_POLL_SECONDS = 0.01
 # the servers this process started, by config file: waited for, so none lingers as a zombie
 _children: dict[str, subprocess.Popen] = {}
-
-
-def _proc_state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
 
 
 def server_pid(layout: Layout) -> int | None:
@@ -32,7 +26,7 @@ def server_pid(layout: Layout) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError, IndexError):
         return None
-    if os.fsencode(layout.conf) not in cmdline or _proc_state(pid) in ("", "Z", "X"):
+    if os.fsencode(layout.conf) not in cmdline or not running(pid):
         return None
     return pid
 
@@ -127,7 +121,7 @@ def ensure_running(layout: Layout, address: str, port: int, password: str, timeo
 def _gone(pid: int, child: subprocess.Popen | None) -> bool:
     if child is not None and child.pid == pid:
         return child.poll() is not None  # reaps it
-    return _proc_state(pid) in ("", "Z", "X")
+    return not running(pid)
 
 
 def stop(layout: Layout, timeout: float = 30) -> None:

@@ -28,10 +28,10 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # a zombie is not alive
+    # a zombie is not alive; a process ending while we read says ESRCH (ProcessLookupError)
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):
         return False
 
 
@@ -210,7 +210,10 @@ class LocalDriver(ComputeDriver):
         pid = self._agent_pid(instance_id)
         if pid is None or not _pid_alive(pid):
             return
-        os.kill(pid, sig)
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:  # it ended meanwhile
+            return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and _pid_alive(pid):
             time.sleep(0.05)

@@ -89,8 +89,11 @@ def release(directory: Path, lazy: bool = False) -> None:
         return
     deadline = time.monotonic() + 10
     while True:
-        done = subprocess.run(["umount", *(["-l"] if lazy else []), str(directory / MOUNT)],
-                              capture_output=True, timeout=30)
+        try:
+            done = subprocess.run(["umount", *(["-l"] if lazy else []), str(directory / MOUNT)],
+                                  capture_output=True, timeout=30)
+        except subprocess.TimeoutExpired:  # flushing a busy disk: a lazy unmount finishes it in the background
+            raise VolumeError(f"unmounting {directory / MOUNT} took more than 30 s") from None
         if done.returncode == 0 or not is_mounted(directory):
             return
         if time.monotonic() > deadline:  # still in use: a process of the instance survived
