@@ -60,8 +60,24 @@ enabled = true
 backend = dogpile.cache.memory
 """
 # keystone's oslo.config parses sys.argv when the app loads: under gunicorn it would
-# choke on gunicorn's own flags (and be respawned forever), so the app sees none
-WSGI_WRAPPER = "import sys\nsys.argv = sys.argv[:1]\nfrom keystone.wsgi.api import application  # noqa\n"
+# choke on gunicorn's own flags (and be respawned forever), so the app sees none.
+# Each request also starts with an empty oslo context: Keystone checks X-Auth-Token
+# before it makes the request's context, so the check ran in the one this thread's
+# previous request left behind, whose request-local cache can hold the token cache's
+# region id from before a revocation. The first request on each of gunicorn's threads
+# after a password reset then accepted the user's revoked token (while refusing the
+# same token as X-Subject-Token, checked in the new context).
+WSGI_WRAPPER = """\
+import sys
+sys.argv = sys.argv[:1]
+from keystone.wsgi.api import application as keystone  # noqa: E402
+from oslo_context.context import RequestContext  # noqa: E402
+
+
+def application(environ, start_response):
+    RequestContext()  # the thread's current context from now on: nothing cached yet
+    return keystone(environ, start_response)
+"""
 
 
 def _fail(what: str, output: str = "") -> NoReturn:
