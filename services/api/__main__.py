@@ -8,7 +8,7 @@ from aiohttp import web
 from plumbing import topics as T
 from plumbing.service import ServiceRuntime
 
-from . import backup_schedules, backups_view, operations, schedules
+from . import backups_view, operations, schedules
 from .http import build_app
 from .projections import Projections
 from .seed import seed_flavors
@@ -49,13 +49,9 @@ async def main() -> None:
     async def fire_schedules():
         await schedules.fire_due(rt.store)
 
-    async def fire_backup_schedules():
-        await backup_schedules.fire_due(rt.store)
-
     try:
         await rt.serve(rt.every(EXPIRY_TICK_SECONDS, expire_unanswered_operations),
-                       rt.every(schedules.TICK_SECONDS, fire_schedules),
-                       rt.every(backup_schedules.TICK_SECONDS, fire_backup_schedules))
+                       rt.every(schedules.TICK_SECONDS, fire_schedules))
     finally:
         await runner.cleanup()
 

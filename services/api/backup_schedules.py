@@ -1,23 +1,26 @@
 """Coffer's extension (Trove needs Mistral for it): per instance, a cron schedule for
 full and incremental backups and a retention policy (keep the last N chains and/or
-everything newer than D days; services/api/retention.py), applied each time one of
-the instance's backups completes (services/api/backups_view.py).
+everything newer than D days).
 
     GET/PUT/DELETE /v1.0/{project}/instances/{id}/backup_schedule
 
-Any API process may fire a due schedule: it claims the firing by moving next_*_at
-forward only if nobody else did, so each firing starts one backup. A firing finds
-the instance busy: it is skipped (and said in the log), the next one comes."""
+The backup service owns schedules and retention (services/backup/schedules.py): this
+module checks a request, shows it at once and asks the service
+(coffer.backup.schedule_requested.v1); the view then follows what the service
+announces (coffer.backup.schedule_changed.v1, with the next firings). A firing the
+service announces (coffer.backup.schedule_fired.v1) starts a backup here, as a
+request would: an instance that is busy then skips it (said in the log), the next
+firing comes."""
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select
 
-from plumbing.cron import Cron
+from plumbing import topics as T
+from plumbing.envelope import Event
 from plumbing.logs import log
 
 from . import policy, validation
@@ -31,7 +34,6 @@ from .views import ts
 
 SOURCE = "api"
 logger = logging.getLogger("api")
-TICK_SECONDS = float(os.environ.get("COFFER_BACKUP_SCHEDULE_TICK_SECONDS", "1"))
 KEYS = {"full", "incremental", "keep_last_chains", "keep_days"}
 MAX_COUNT = 36500  # chains, or days: a hundred years
 
@@ -104,6 +106,7 @@ class BackupSchedules:
             await uow.conn.execute(delete(backup_schedules).where(backup_schedules.c.instance_id == inst.id))
             await uow.conn.execute(backup_schedules.insert().values(
                 instance_id=inst.id, project_id=inst.project_id, **values))
+            await _ask(uow, inst, values)
             row = (await uow.conn.execute(select(backup_schedules).where(
                 backup_schedules.c.instance_id == inst.id))).one()
         return web.json_response({"backup_schedule": view(row)})
@@ -113,6 +116,7 @@ class BackupSchedules:
         async with self.store.uow() as uow:
             inst = await find_instance(uow.conn, request)
             await uow.conn.execute(delete(backup_schedules).where(backup_schedules.c.instance_id == inst.id))
+            await _ask(uow, inst, None)
         return web.Response(status=202, content_type="application/json")
 
     def routes(self, app: web.Application, prefix: str) -> None:
@@ -122,43 +126,44 @@ class BackupSchedules:
         app.router.add_delete(path, self.delete)
 
 
-async def fire_due(store, moment: datetime | None = None) -> int:
-    """Start the backups whose time has come and apply retention; how many started."""
-    moment = moment or now()
-    async with store.engine.connect() as conn:
-        due = (await conn.execute(select(backup_schedules).where(or_(
-            backup_schedules.c.next_full_at <= moment, backup_schedules.c.next_incremental_at <= moment)))).all()
-    started = 0
-    for schedule in due:
-        started += await _fire(store, schedule, moment)
-    return started
+async def _ask(uow, inst, values: dict | None) -> None:
+    """Ask the backup service to apply the schedule (`values` as stored here), or to drop it."""
+    values = values or {}
+    await uow.emit(T.BACKUP_REQUESTS, Event(
+        "coffer.backup.schedule_requested.v1", inst.id, source=SOURCE, project=inst.project_id, data={
+            "instance_id": inst.id, "project_id": inst.project_id, "full": values.get("full_cron"),
+            "incremental": values.get("incremental_cron"), "keep_last_chains": values.get("keep_last_chains"),
+            "keep_days": values.get("keep_days")}))
 
 
-async def _fire(store, schedule, moment: datetime) -> int:
-    full_due = schedule.next_full_at <= moment
-    changes = {"next_full_at": Cron.parse(schedule.full_cron).next_after(moment)} if full_due else {}
-    if schedule.next_incremental_at and schedule.next_incremental_at <= moment:
-        changes["next_incremental_at"] = Cron.parse(schedule.incremental_cron).next_after(moment)
-    async with store.uow() as uow:
-        claimed = await uow.conn.execute(update(backup_schedules).where(
-            backup_schedules.c.instance_id == schedule.instance_id,
-            backup_schedules.c.next_full_at == schedule.next_full_at,
-            backup_schedules.c.next_incremental_at.is_not_distinct_from(schedule.next_incremental_at)).values(
-            **changes))
-        if claimed.rowcount != 1:
-            return 0  # another API process fired it
-        inst = (await uow.conn.execute(select(instances).where(instances.c.id == schedule.instance_id))).first()
-        if inst is None:
-            await uow.conn.execute(delete(backup_schedules).where(
-                backup_schedules.c.instance_id == schedule.instance_id))
-            return 0
-        parent = None if full_due else await choose_parent(uow.conn, None, inst, None, 1)
-        kind = "incremental" if parent else "full"
-        try:  # the checks come before any write: a refusal leaves nothing to undo
-            await start_backup(uow, inst, f"scheduled {kind} {moment:%Y-%m-%d %H:%M}",
-                               "from the instance's backup schedule", parent)
-        except Fault as refused:  # busy: this firing is skipped
-            log(logger, logging.WARNING, "scheduled backup skipped", instance_id=inst.id,
-                reason=refused.text)
-            return 0
-    return 1
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+async def project(uow, event: Event) -> None:
+    """coffer.backup.schedule_changed.v1 into the view: the schedule as the service applies it."""
+    d = event.data
+    await uow.conn.execute(delete(backup_schedules).where(backup_schedules.c.instance_id == d["instance_id"]))
+    if d.get("full"):
+        await uow.conn.execute(backup_schedules.insert().values(
+            instance_id=d["instance_id"], project_id=d["project_id"], full_cron=d["full"],
+            incremental_cron=d.get("incremental"), keep_last_chains=d.get("keep_last_chains"),
+            keep_days=d.get("keep_days"), next_full_at=_moment(d["next_full_at"]),
+            next_incremental_at=_moment(d.get("next_incremental_at")), updated_at=now()))
+
+
+async def fired(uow, event: Event) -> None:
+    """coffer.backup.schedule_fired.v1: the backup a request would start, unless the
+    instance is gone or busy (then this firing is skipped)."""
+    d = event.data
+    inst = (await uow.conn.execute(select(instances).where(instances.c.id == d["instance_id"]))).first()
+    if inst is None:
+        return
+    moment = _moment(d["due_at"])
+    parent = await choose_parent(uow.conn, None, inst, None, 1) if d["kind"] == "incremental" else None
+    kind = "incremental" if parent else "full"
+    try:  # the checks come before any write: a refusal leaves nothing to undo
+        await start_backup(uow, inst, f"scheduled {kind} {moment:%Y-%m-%d %H:%M}",
+                           "from the instance's backup schedule", parent)
+    except Fault as refused:  # busy: this firing is skipped
+        log(logger, logging.WARNING, "scheduled backup skipped", instance_id=inst.id, reason=refused.text)

@@ -6,13 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
 
-from plumbing import topics as T
 from plumbing.envelope import Event
 
-from . import operations, policy, retention
+from . import operations, policy
 from .faults import Fault, bad_request
 from .rest import now
-from .tables import backup_schedules, backups, instances
+from .tables import backups, instances
 
 RUNNING = ("NEW", "BUILDING", "SAVING")
 RESTORABLE = ("COMPLETED", "RESTORED")  # RESTORED: imported (restore_from)
@@ -87,23 +86,6 @@ async def project(uow, event: Event) -> None:
         await uow.conn.execute(update(instances).where(
             instances.c.id == row.instance_id, instances.c.task == "backup").values(
             task=None, status=row.instance_status_before, updated_at=now()))
-    if d["status"] == "COMPLETED":
-        await apply_retention(uow, row.instance_id, event)
-
-
-async def apply_retention(uow, instance_id: str, cause: Event) -> None:
-    """The instance's retention policy, if it has one: chains it lets go are deleted whole."""
-    schedule = (await uow.conn.execute(select(backup_schedules).where(
-        backup_schedules.c.instance_id == instance_id))).first()
-    if schedule is None:
-        return
-    rows = (await uow.conn.execute(select(backups).where(backups.c.instance_id == instance_id))).all()
-    doomed = retention.expired_chains(
-        [retention.Backup(r.id, r.parent_id, r.status, r.created_at) for r in rows],
-        schedule.keep_last_chains, schedule.keep_days, now())
-    for full_id in doomed:
-        await uow.emit(T.BACKUP_REQUESTS, cause.caused("coffer.backup.delete_requested.v1", {
-            "backup_id": full_id, "project_id": schedule.project_id}, subject=full_id, source="api"))
 
 
 async def expire_unanswered(store, timeout: float) -> int:

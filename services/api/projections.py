@@ -11,7 +11,7 @@ from plumbing import topics as T
 from plumbing.envelope import Event
 from plumbing.outbox import Store, UnitOfWork
 
-from . import access, accounts_view, backup_strategies, backups_view, operations, replication
+from . import access, accounts_view, backup_schedules, backup_strategies, backups_view, operations, replication
 from .tables import datastore_versions, datastores, deliveries, guest_heartbeats, instances, pending_credentials
 from .rest import now
 from .vault import Vault
@@ -39,6 +39,8 @@ class Projections:
             "coffer.subscription.delivery_attempted.v1": self.delivery_attempted,
             "coffer.backup.status_changed.v1": backups_view.project,
             "coffer.backup.strategy_changed.v1": backup_strategies.project,
+            "coffer.backup.schedule_changed.v1": backup_schedules.project,
+            "coffer.backup.schedule_fired.v1": backup_schedules.fired,
         }
 
     async def handle(self, event: Event) -> None:

@@ -284,7 +284,8 @@ instance_schedules = Table(
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
-# Coffer's extension: a backup schedule and retention policy per instance (services/api/backup_schedules.py).
+# Coffer's extension: each instance's backup schedule and retention policy, as asked and then
+# as the backup service applies it (services/api/backup_schedules.py).
 backup_schedules = Table(
     "backup_schedules", metadata,
     Column("instance_id", String(36), primary_key=True),

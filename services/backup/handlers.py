@@ -20,7 +20,7 @@ from plumbing.logs import log
 from plumbing.objectstore import ObjectNotFound, ObjectStore
 from plumbing.outbox import Store, UnitOfWork
 
-from . import archive_retention, manifests
+from . import archive_retention, manifests, schedules
 from .tables import agent_keys, archives, backupable, backups, epochs, restores, strategies
 
 SOURCE = "backup"
@@ -92,6 +92,7 @@ class BackupHandlers:
             if event.type == "coffer.instance.deleted.v1":
                 await uow.conn.execute(delete(epochs).where(epochs.c.instance_id == iid))
                 await self._forget_strategy(uow, event, iid)
+                await schedules.forget(uow, event, iid)
             if event.type == "coffer.instance.active.v1":
                 await uow.conn.execute(backupable.insert().values(
                     instance_id=iid, project_id=event.project, address=event.data["address"]))
@@ -265,6 +266,9 @@ class BackupHandlers:
             await uow.emit(T.BACKUP_EVENTS, changed)
         await self.store.handled_once(event, apply)
 
+    async def schedule_requested(self, event: Event) -> None:
+        await self.store.handled_once(event, lambda uow: schedules.requested(uow, event))
+
     async def _forget_strategy(self, uow: UnitOfWork, cause: Event, instance_id: str) -> None:
         """A deleted instance's strategy goes with it (its backups keep their container)."""
         row = (await uow.conn.execute(select(strategies).where(strategies.c.instance_id == instance_id))).first()
@@ -302,6 +306,8 @@ class BackupHandlers:
                 await manifests.write(self.objects, await self._row(uow, backup_id))
             except Exception as exc:  # the backup is whole; it only cannot be imported elsewhere
                 log(logger, logging.WARNING, "backup manifest not written", backup_id=backup_id, error=repr(exc))
+            for full_id in await schedules.expired_chains(uow, row.instance_id):
+                await self._delete_chain(uow, event, full_id)
         await self.store.handled_once(event, apply)
 
     # -- restore into a new instance ----------------------------------------------
@@ -391,30 +397,31 @@ class BackupHandlers:
 
     # -- deletion -----------------------------------------------------------------
     async def delete_requested(self, event: Event) -> None:
+        await self.store.handled_once(event, lambda uow: self._delete_chain(uow, event, event.data["backup_id"]))
+
+    async def _delete_chain(self, uow: UnitOfWork, cause: Event, backup_id: str) -> None:
         """The backup and every backup built on it, children first: an incremental
         backup is useless without its parent."""
-        async def apply(uow: UnitOfWork):
-            doomed, frontier = [], [event.data["backup_id"]]
-            while frontier:
-                rows = (await uow.conn.execute(select(backups).where(backups.c.id.in_(frontier)))).all()
-                doomed += rows
-                frontier = [r.id for r in (await uow.conn.execute(select(backups.c.id).where(
-                    backups.c.parent_id.in_([r.id for r in rows])))).all()]
-            for row in reversed(doomed):
-                try:
-                    if row.object:  # a refused import has none
-                        await self.objects.delete(row.container, row.object)
-                        await self.objects.delete(row.container, row.object + manifests.SUFFIX)
-                except Exception as exc:  # the user sees DELETE_FAILED and may delete again
-                    log(logger, logging.ERROR, "backup object not deleted", backup_id=row.id, error=repr(exc))
-                    await self._set(uow, event, row.id, "DELETE_FAILED", "The backup's object could not be "
-                                                                         "deleted; delete it again.")
-                    return
-                await uow.conn.execute(delete(backups).where(backups.c.id == row.id))
-                await uow.emit(T.BACKUP_EVENTS, status_event(event, row, "DELETED"))
-            for instance_id in {row.instance_id for row in doomed}:
-                await self._prune_archive(uow, instance_id)
-        await self.store.handled_once(event, apply)
+        doomed, frontier = [], [backup_id]
+        while frontier:
+            rows = (await uow.conn.execute(select(backups).where(backups.c.id.in_(frontier)))).all()
+            doomed += rows
+            frontier = [r.id for r in (await uow.conn.execute(select(backups.c.id).where(
+                backups.c.parent_id.in_([r.id for r in rows])))).all()]
+        for row in reversed(doomed):
+            try:
+                if row.object:  # a refused import has none
+                    await self.objects.delete(row.container, row.object)
+                    await self.objects.delete(row.container, row.object + manifests.SUFFIX)
+            except Exception as exc:  # the user sees DELETE_FAILED and may delete again
+                log(logger, logging.ERROR, "backup object not deleted", backup_id=row.id, error=repr(exc))
+                await self._set(uow, cause, row.id, "DELETE_FAILED", "The backup's object could not be "
+                                                                     "deleted; delete it again.")
+                return
+            await uow.conn.execute(delete(backups).where(backups.c.id == row.id))
+            await uow.emit(T.BACKUP_EVENTS, status_event(cause, row, "DELETED"))
+        for instance_id in {row.instance_id for row in doomed}:
+            await self._prune_archive(uow, instance_id)
 
     async def _prune_archive(self, uow: UnitOfWork, instance_id: str) -> None:
         """Delete the instance's archived WAL / binlogs that no remaining backup can use

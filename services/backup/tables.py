@@ -1,4 +1,4 @@
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
 
 from plumbing.db import UtcDateTime
 from plumbing.outbox import add_tables
@@ -59,6 +59,20 @@ strategies = Table(
     Column("project_id", String(64), primary_key=True),
     Column("instance_id", String(36), primary_key=True),
     Column("container", String(255), nullable=False),
+)
+
+# Per instance, a cron schedule for full and incremental backups and a retention policy
+# (services/backup/schedules.py); next_*_at move forward as the schedule fires.
+schedules = Table(
+    "backup_schedules", metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("full_cron", String(100), nullable=False),
+    Column("incremental_cron", String(100)),
+    Column("keep_last_chains", Integer),
+    Column("keep_days", Integer),
+    Column("next_full_at", UtcDateTime(), nullable=False),
+    Column("next_incremental_at", UtcDateTime()),
 )
 
 # Restores under way: a new instance being filled from a backup chain by its agent.

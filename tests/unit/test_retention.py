@@ -1,9 +1,9 @@
-"""services/api/retention.py: chains are kept or let go whole."""
+"""services/backup/retention.py: chains are kept or let go whole."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from services.api.retention import Backup, chains, expired_chains
+from services.backup.retention import Backup, chains, expired_chains
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
