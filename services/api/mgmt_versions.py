@@ -188,7 +188,7 @@ class MgmtVersions:
                 offered=False, **values))
             if default:
                 await uow.conn.execute(update(datastores).where(datastores.c.id == ds.id).values(
-                    default_version_id=new_id))
+                    default_version_id=new_id, default_chosen=True))
         return accepted()
 
     async def edit(self, request):
@@ -216,7 +216,7 @@ class MgmtVersions:
                                        .values(**changes))
             if default is not None and default != (row.default_version_id == row.id):
                 await uow.conn.execute(update(datastores).where(datastores.c.id == row.datastore_id).values(
-                    default_version_id=row.id if default else None))
+                    default_version_id=row.id if default else None, default_chosen=True))
         return accepted()
 
     @staticmethod
@@ -238,9 +238,9 @@ class MgmtVersions:
             if user:
                 raise bad_request(f"Datastore version is in use by {user}.")
             await version_parameters.forget_version(uow.conn, row.id)
-            if row.default_version_id == row.id:
+            if row.default_version_id == row.id:  # the drivers' newest offer becomes the default again
                 await uow.conn.execute(update(datastores).where(datastores.c.id == row.datastore_id).values(
-                    default_version_id=None))
+                    default_version_id=None, default_chosen=None))
             await uow.conn.execute(delete(datastore_versions).where(datastore_versions.c.id == row.id))
         return accepted()
 

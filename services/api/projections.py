@@ -147,11 +147,13 @@ class Projections:
             await uow.conn.execute(update(datastore_versions).where(datastore_versions.c.id == ver_id)
                                    .values(version=d["version_number"], manager=d["manager"], offered=True))
         # else an administrator renamed it (mgmt_versions.py): no version has the driver's name any more
-        # the newest version a driver runs and an administrator did not switch off is the default
+        # unless an administrator picked one, the newest version a driver runs and an
+        # administrator did not switch off is the default
+        chosen = (await uow.conn.execute(select(datastores.c.default_chosen).where(datastores.c.id == ds_id))).scalar()
         versions = (await uow.conn.execute(select(datastore_versions).where(
             datastore_versions.c.datastore_id == ds_id, datastore_versions.c.offered.is_(True),
             datastore_versions.c.active.is_(True)))).all()
-        if versions:
+        if versions and not chosen:
             newest = max(versions, key=lambda v: [int(x) for x in v.version.split(".") if x.isdigit()])
             await uow.conn.execute(update(datastores).where(datastores.c.id == ds_id)
                                    .values(default_version_id=newest.id))

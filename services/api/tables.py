@@ -34,6 +34,8 @@ datastores = Table(
     Column("id", String(36), primary_key=True),
     Column("name", String(100), nullable=False, unique=True),
     Column("default_version_id", String(36)),
+    # an administrator picked the default (even none): the drivers' offers leave it alone
+    Column("default_chosen", Boolean),
 )
 
 datastore_versions = Table(
