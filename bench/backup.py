@@ -4,11 +4,14 @@ run with the same compression (zstd level 1), into a local directory:
 
   raw backup    pg_basebackup -Ft -D - | zstd -1      mariadb-backup --stream=xbstream | zstd -1
   raw restore   zstd -d | tar -x                      zstd -d | mbstream -x; mariadb-backup --prepare
+                zstd -d | tar -x -b 2048
   Coffer        the agent's backup verb (stream -> zstd -> AES-256-GCM -> local object store, SHA-256)
                 and its restore path (object store -> authenticate -> zstd -d -> SHA-256 -> tool)
 
 The engines run through the agent's own datastore managers (no bus, no services):
-this measures the byte path. Raw and Coffer take turns going first, so that a drift
+this measures the byte path. The PostgreSQL restore has two baselines: tar with its
+default 10 KiB records, and tar with the 1 MiB records Coffer's restore gives it (the
+equally tuned one). Raw and Coffer take turns going first, so that a drift
 of the machine's load (or the page cache's writeback) falls on both alike. Beside the
 wall clock, the CPU seconds each side spent (this process and the tools it ran, not the
 database server): on a shared machine the wall clock swings, the CPU cost much less.
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.backups import mariadb as maria_backups  # noqa: E402
@@ -120,14 +124,14 @@ def summary(name: str, plain_bytes: int, raw: list[tuple[float, float]], coffer:
     raw_mbs = plain_bytes / MB / statistics.median(wall for wall, _cpu in raw)
     coffer_mbs = plain_bytes / MB / statistics.median(wall for wall, _cpu in coffer)
     ratios = [r[0] / c[0] for r, c in zip(raw, coffer)]
-    return (f"{name:<20} raw {raw_mbs:6.1f} MB/s  Coffer {coffer_mbs:6.1f} MB/s  ratio {coffer_mbs / raw_mbs:.2f}"
+    return (f"{name:<38} raw {raw_mbs:6.1f} MB/s  Coffer {coffer_mbs:6.1f} MB/s  ratio {coffer_mbs / raw_mbs:.2f}"
             f" (runs {min(ratios):.2f}-{max(ratios):.2f})  CPU s raw {statistics.median(c for _w, c in raw):.2f}"
             f" Coffer {statistics.median(c for _w, c in coffer):.2f}  (medians of {len(raw)};"
             f" {plain_bytes / MB:.0f} MB stream)")
 
 
-async def in_turns(n: int, raw, coffer) -> tuple[tuple[float, float], object]:
-    """(raw(), await coffer()): raw's clocks and what coffer() returned, the raw tool first in even runs."""
+async def in_turns(n: int, raw, coffer) -> tuple[object, object]:
+    """(raw(), await coffer()): what each returned (clocks, ...), the raw tool first in even runs."""
     if n % 2:
         made = await coffer()
         return raw(), made
@@ -135,20 +139,29 @@ async def in_turns(n: int, raw, coffer) -> tuple[tuple[float, float], object]:
     return seconds, await coffer()
 
 
+def each(raws: dict[str, Callable[[], tuple[float, float]]]) -> Callable[[], dict[str, tuple[float, float]]]:
+    """One call that runs every raw pipeline of `raws` in turn: their clocks by name."""
+    return lambda: {name: raw() for name, raw in raws.items()}
+
+
 async def compare(engine: str, runs: int, manager, engine_backups, scratch: Path, raw_backup,
-                  raw_restore) -> list[str]:
-    """`runs` backups and restores, raw and Coffer taking turns; their two summaries."""
-    raw_b, raw_r, cof_b, cof_r = [], [], [], []
+                  raw_restores: dict[str, Callable[[], tuple[float, float]]]) -> list[str]:
+    """`runs` backups and restores, raw and Coffer taking turns; a summary of the
+    backup, and of the restore against each raw restore pipeline (named by its tool)."""
+    raw_b, cof_b, cof_r = [], [], []
+    raw_r: dict[str, list[tuple[float, float]]] = {name: [] for name in raw_restores}
     plain = 0
     for n in range(runs):
         seconds, (coffer_seconds, plain, made) = await in_turns(n, raw_backup, lambda: coffer_backup(manager, n))
         raw_b.append(seconds)
         cof_b.append(coffer_seconds)
-        seconds, coffer_seconds = await in_turns(
-            n, raw_restore, lambda: coffer_restore(manager, engine_backups, n, made, scratch))
-        raw_r.append(seconds)
+        raw_seconds, coffer_seconds = await in_turns(
+            n, each(raw_restores), lambda: coffer_restore(manager, engine_backups, n, made, scratch))
+        for name, seconds in raw_seconds.items():
+            raw_r[name].append(seconds)
         cof_r.append(coffer_seconds)
-    return [summary(f"{engine} backup", plain, raw_b, cof_b), summary(f"{engine} restore", plain, raw_r, cof_r)]
+    return [summary(f"{engine} backup", plain, raw_b, cof_b)] + [
+        summary(f"{engine} restore vs {name}", plain, raw_r[name], cof_r) for name in raw_restores]
 
 
 async def bench_postgresql(home: Path, megabytes: int, runs: int) -> list[str]:
@@ -164,16 +177,21 @@ async def bench_postgresql(home: Path, megabytes: int, runs: int) -> list[str]:
                                             "-p", "5432", "-U", "postgres", "-w", "-D", "-", "-F", "tar", "-X",
                                             "fetch", "--checkpoint=fast", "--no-manifest"]))
 
-        def raw_restore() -> tuple[float, float]:
-            target = raw_dir / "restored"
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir(mode=0o700)
-            shutil.chown(target, "postgres", "postgres")
-            untar = " ".join(PG_USER.argv(["tar", "-x", "-f", "-", "-C", str(target)]))
-            return shell(f"zstd -d -q -c {raw_dir}/base.tar.zst | {untar}")
+        def raw_restore(*tar_options: str) -> Callable[[], tuple[float, float]]:
+            def run() -> tuple[float, float]:
+                target = raw_dir / "restored"
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir(mode=0o700)
+                shutil.chown(target, "postgres", "postgres")
+                untar = " ".join(PG_USER.argv(["tar", "-x", *tar_options, "-f", "-", "-C", str(target)]))
+                return shell(f"zstd -d -q -c {raw_dir}/base.tar.zst | {untar}")
+            return run
 
+        coffers_records = ("-b", str(pg_backups.TAR_RECORD_BLOCKS))
         return await compare("PostgreSQL", runs, manager, pg_backups, home / "scratch-pg",
-                             lambda: shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"), raw_restore)
+                             lambda: shell(f"{basebackup} | zstd -1 -q -f -o {raw_dir}/base.tar.zst"),
+                             {"tar -x": raw_restore(),
+                              f"tar -x {' '.join(coffers_records)}": raw_restore(*coffers_records)})
     finally:
         await manager.stop()
 
@@ -204,7 +222,7 @@ async def bench_mariadb(home: Path, megabytes: int, runs: int) -> list[str]:
                          f"mariadb-backup --prepare --target-dir={target}")
 
         return await compare("MariaDB", runs, manager, maria_backups, home / "scratch-maria", raw_backup,
-                             raw_restore)
+                             {"mbstream -x": raw_restore})
     finally:
         await manager.stop()
 

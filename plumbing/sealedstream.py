@@ -114,31 +114,53 @@ async def _bounded(plain: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
             yield chunk[start:start + FRAME_PLAIN_BYTES]
 
 
-async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, bytes]]:
-    """(last, ciphertext) for each frame, whatever the chunking of the object."""
-    buffer = bytearray()
+async def _frames(sealed: AsyncIterable[bytes]) -> AsyncIterator[tuple[bool, bytes | memoryview]]:
+    """(last, ciphertext) for each frame, whatever the chunking of the object. A frame
+    that lies inside one chunk is a view of it (the chunks are immutable bytes): only
+    one that spans chunks is put together, once (copying every chunk into a buffer and
+    each frame out of it cost the event loop two copies of the object)."""
+    carry = bytearray()  # the magic, or a frame, begun in the chunks before
     seen_magic = False
     async for chunk in sealed:
-        buffer.extend(chunk)
-        if not seen_magic:
-            if len(buffer) < len(MAGIC):
-                continue
-            if bytes(buffer[:len(MAGIC)]) != MAGIC:
-                raise IntegrityError("not a Coffer backup object (bad header)")
-            del buffer[:len(MAGIC)]
-            seen_magic = True
-        while len(buffer) >= FRAME_HEADER.size:
-            length, last = FRAME_HEADER.unpack_from(buffer)
-            if length > MAX_FRAME_BYTES or last not in (0, 1):
-                raise IntegrityError("a frame header is corrupt")
-            if len(buffer) < FRAME_HEADER.size + length:
+        data = memoryview(chunk)
+        while data and (carry or not seen_magic):
+            taken = _wanted(carry, seen_magic) - len(carry)
+            carry += data[:taken]
+            data = data[taken:]
+            if len(carry) < _wanted(carry, seen_magic):
+                continue  # the rest of the magic, of a header, or of its frame is still to come
+            if not seen_magic:
+                if carry != MAGIC:
+                    raise IntegrityError("not a Coffer backup object (bad header)")
+                seen_magic = True
+            else:
+                yield bool(carry[FRAME_HEADER.size - 1]), memoryview(carry)[FRAME_HEADER.size:]
+            carry = bytearray()
+        while len(data) >= FRAME_HEADER.size:
+            length, last = _header(data)
+            if len(data) < FRAME_HEADER.size + length:
                 break
-            with memoryview(buffer) as view:  # one copy of the frame (a slice of the buffer would be two)
-                ciphertext = bytes(view[FRAME_HEADER.size:FRAME_HEADER.size + length])
-            del buffer[:FRAME_HEADER.size + length]
-            yield bool(last), ciphertext
-    if buffer or not seen_magic:
+            yield bool(last), data[FRAME_HEADER.size:FRAME_HEADER.size + length]
+            data = data[FRAME_HEADER.size + length:]
+        carry += data
+    if carry or not seen_magic:
         raise IntegrityError("the object ends inside a frame: it is truncated")
+
+
+def _wanted(carry: bytearray, seen_magic: bool) -> int:
+    """How long `carry` must grow: to the magic, a frame's header, or its whole frame."""
+    if not seen_magic:
+        return len(MAGIC)
+    if len(carry) < FRAME_HEADER.size:
+        return FRAME_HEADER.size
+    return FRAME_HEADER.size + _header(carry)[0]
+
+
+def _header(data) -> tuple[int, int]:
+    length, last = FRAME_HEADER.unpack_from(data)
+    if length > MAX_FRAME_BYTES or last not in (0, 1):
+        raise IntegrityError("a frame header is corrupt")
+    return length, last
 
 
 def unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | None) -> AsyncIterator[bytes]:
@@ -154,7 +176,7 @@ async def _unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | N
     decompressor = zstandard.ZstdDecompressor().decompressobj()
     digest = hashlib.sha256()
 
-    def open_frame(numbered: tuple[int, bool, bytes]) -> bytes:
+    def open_frame(numbered: tuple[int, bool, bytes | memoryview]) -> bytes:
         index, last, ciphertext = numbered
         try:
             payload = aead.decrypt(_nonce(index), ciphertext, _aad(index, last))
@@ -178,7 +200,8 @@ async def _unseal(sealed: AsyncIterable[bytes], data_key: bytes, sha256: str | N
         raise IntegrityError("the restored stream's SHA-256 does not match the backup's checksum")
 
 
-async def _numbered(frames: AsyncIterable[tuple[bool, bytes]]) -> AsyncIterator[tuple[int, bool, bytes]]:
+async def _numbered(frames: AsyncIterable[tuple[bool, bytes | memoryview]]
+                   ) -> AsyncIterator[tuple[int, bool, bytes | memoryview]]:
     """(index, last, ciphertext) of each frame, up to the last one, which must come."""
     index = 0
     ended = False

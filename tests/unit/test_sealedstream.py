@@ -9,7 +9,7 @@ import pytest
 
 from plumbing import backupkeys
 from plumbing.objectstore import LocalDirectoryStore
-from plumbing.sealedstream import MAGIC, IntegrityError, Sealing, unseal
+from plumbing.sealedstream import FRAME_HEADER, MAGIC, IntegrityError, Sealing, unseal
 
 
 async def chunks(*parts: bytes):
@@ -44,12 +44,29 @@ async def test_a_stream_round_trips_compressed_encrypted_and_checksummed():
     assert await collect(unseal(chunks(*pieces), key, sealing.sha256)) == plain
 
 
+async def test_an_object_cut_inside_its_magic_and_inside_every_frame_header_reads_the_same():
+    key = backupkeys.new_data_key()
+    sealed, sealing, plain = await sealed_sample(key)
+    cuts, at = {3}, len(MAGIC)
+    while at < len(sealed):  # the frames, as the layout has them: <u32 length><u8 last><ciphertext+tag>
+        length, _last = FRAME_HEADER.unpack_from(sealed, at)
+        cuts |= {at + 2, at + FRAME_HEADER.size, at + FRAME_HEADER.size + 1}
+        at += FRAME_HEADER.size + length
+    assert len(cuts) > 6  # past one frame
+    bounds = [0, *sorted(cuts), len(sealed)]
+    pieces = [sealed[start:end] for start, end in zip(bounds, bounds[1:])]
+    assert await collect(unseal(chunks(*pieces), key, sealing.sha256)) == plain
+
+
 async def test_tampering_truncation_a_wrong_key_or_checksum_are_detected():
     key = backupkeys.new_data_key()
     sealed, sealing, _plain = await sealed_sample(key)
     flipped = bytearray(sealed)
     flipped[len(sealed) // 2] ^= 0x01
+    first_length, _last = FRAME_HEADER.unpack_from(sealed, len(MAGIC))
+    second_header_end = len(MAGIC) + 2 * FRAME_HEADER.size + first_length
     cases = {
+        "ends after a frame's header": (sealed[:second_header_end], key, sealing.sha256),
         "altered byte": (bytes(flipped), key, sealing.sha256),
         "cut short": (sealed[:-100], key, sealing.sha256),
         "last frame dropped": (sealed[:len(sealed) // 2], key, sealing.sha256),
@@ -68,6 +85,8 @@ async def test_an_empty_stream_round_trips():
     sealing = Sealing(key)
     sealed = await collect(sealing.seal(chunks()))
     assert await collect(unseal(chunks(sealed), key, sealing.sha256)) == b""
+    bytewise = [sealed[i:i + 1] for i in range(len(sealed))]
+    assert await collect(unseal(chunks(*bytewise), key, sealing.sha256)) == b""
     # its one frame is the last: a flag byte that still reads as true but is not 1 is an alteration too
     altered = bytearray(sealed)
     altered[len(MAGIC) + 4] = 0xFF
