@@ -1,6 +1,7 @@
 """The backup service's handlers: a request becomes a backup BUILDING on the
 instance's agent (which streams the bytes to the object store), the agent's result
-makes it COMPLETED or FAILED; a delete removes a backup and its incremental children.
+makes it COMPLETED or FAILED; a delete removes a backup and its incremental children,
+and so does the instance's retention policy (schedules.py) when one of its backups completes.
 Every status change is a public coffer.backup.status_changed.v1 event, written in
 the same transaction as the change (outbox)."""
 from __future__ import annotations
