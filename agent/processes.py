@@ -8,16 +8,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def running(pid: int) -> bool:
-    """Alive and neither a zombie (a child nobody reaped yet) nor dead; a process
-    ending while /proc is read is not running."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def usage(pids: list[int]) -> tuple[float, int]:
     """(CPU seconds, RSS bytes) summed over processes; vanished ones count nothing."""
     cpu, rss = 0.0, 0

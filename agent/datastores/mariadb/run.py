@@ -8,7 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from ...processes import running
+from plumbing.procfs import running
+
 from . import probe
 from .conf import Paths
 from .engine_user import MARIADBD, EngineCommandError, admin_user, as_engine_user

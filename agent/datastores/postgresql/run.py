@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ...processes import running
+from plumbing.procfs import running
+
 from .engine_user import EngineCommandError, bindir, run
 
 READY_POLL_SECONDS = 0.01

@@ -8,7 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from ...processes import running
+from plumbing.procfs import running
+
 from .engine_user import REDIS_SERVER, EngineCommandError, as_engine_user
 from .layout import ADMIN_USER, Layout
 

@@ -16,23 +16,11 @@ import time
 from pathlib import Path
 
 from plumbing.config import coffer_home
+from plumbing.procfs import running
 
 from . import local_volumes
 from .base import ComputeDriver, DatastoreOffer, LaunchSpec
 from .local_engines import installed_engines
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie is not alive; a process ending while we read says ESRCH (ProcessLookupError)
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _read_pid(path: Path) -> int | None:
@@ -171,7 +159,7 @@ class LocalDriver(ComputeDriver):
 
     def is_running(self, instance_id: str) -> bool:
         pid = self._agent_pid(instance_id)
-        return pid is not None and _pid_alive(pid)
+        return pid is not None and running(pid)
 
     def launch(self, spec: LaunchSpec, kafka_bootstrap: str) -> None:
         if self.is_running(spec.instance_id):
@@ -208,14 +196,14 @@ class LocalDriver(ComputeDriver):
 
     def _signal_agent(self, instance_id: str, sig: int, wait: float) -> None:
         pid = self._agent_pid(instance_id)
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not running(pid):
             return
         try:
             os.kill(pid, sig)
         except ProcessLookupError:  # it ended meanwhile
             return
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and running(pid):
             time.sleep(0.05)
 
     def destroy(self, instance_id: str) -> None:
@@ -253,19 +241,19 @@ class LocalDriver(ComputeDriver):
         directory.mkdir(parents=True, exist_ok=True)
         self._write_target(set_id, target)
         pid = self._forwarder_pid(set_id)
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and running(pid):
             return
         _spawn_forwarder(directory, address, port)
 
     def move_endpoint(self, set_id: str, target: tuple[str, int]) -> None:
         self._write_target(set_id, target)
         pid = self._forwarder_pid(set_id)
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and running(pid):
             os.kill(pid, signal.SIGHUP)  # open connections (to the old primary) are cut
 
     def close_endpoint(self, set_id: str) -> None:
         pid = self._forwarder_pid(set_id)
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and running(pid):
             os.kill(pid, signal.SIGTERM)
         shutil.rmtree(self._endpoint_dir(set_id), ignore_errors=True)
 
@@ -282,7 +270,7 @@ class LocalDriver(ComputeDriver):
         changed = not (directory / "allowed").exists() or (directory / "allowed").read_text() != allowed
         _write_atomically(directory / "allowed", allowed)
         pid = _read_pid(directory / "forwarder.pid")
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and running(pid):
             if changed:
                 os.kill(pid, signal.SIGHUP)  # connections admitted under the old networks are cut
             address, port = (directory / "listen").read_text().strip().rsplit(":", 1)
@@ -299,7 +287,7 @@ class LocalDriver(ComputeDriver):
     def close_public(self, instance_id: str) -> None:
         directory = self._public_dir(instance_id)
         pid = _read_pid(directory / "forwarder.pid")
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and running(pid):
             os.kill(pid, signal.SIGTERM)
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -317,18 +305,18 @@ class LocalDriver(ComputeDriver):
         for pid_file in [*(self.home / "endpoints").glob("*/forwarder.pid"),
                          *self.instances_dir.glob("*/public/forwarder.pid")]:
             pid = _read_pid(pid_file)
-            if pid is not None and _pid_alive(pid):
+            if pid is not None and running(pid):
                 os.kill(pid, signal.SIGTERM)
         if not self.instances_dir.exists():
             return
         for directory in self.instances_dir.iterdir():
             pid = self._agent_pid(directory.name)
-            if pid and _pid_alive(pid):
+            if pid and running(pid):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
         for directory in self.instances_dir.iterdir():
             pid = self._agent_pid(directory.name)
-            while pid and _pid_alive(pid) and time.monotonic() < deadline:
+            while pid and running(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
         local_volumes.release_all(self.instances_dir)  # the next launch mounts them again
 
@@ -337,8 +325,8 @@ class LocalDriver(ComputeDriver):
             pid = int((self.home / "launcher.pid").read_text())
         except (FileNotFoundError, ValueError):
             return
-        if _pid_alive(pid):
+        if running(pid):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while running(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
