@@ -68,6 +68,16 @@ def status_event(cause: Event, row, status: str, message: str = "") -> Event:
     return event
 
 
+def strategy_changed(cause: Event, project_id: str, instance_id: str | None, container: str | None) -> Event:
+    """The strategy of the project (instance_id None) or of one instance, as it now is;
+    container None: removed."""
+    event = cause.caused("coffer.backup.strategy_changed.v1", {
+        "project_id": project_id, "instance_id": instance_id, "backend": objectstore.kind(),
+        "swift_container": container}, subject=project_id, source=SOURCE)
+    event.project = project_id
+    return event
+
+
 class BackupHandlers:
     def __init__(self, store: Store, objects: ObjectStore, master_key: bytes):
         self.store, self.objects, self.master_key = store, objects, master_key
@@ -260,11 +270,8 @@ class BackupHandlers:
             if d.get("swift_container"):
                 await uow.conn.execute(strategies.insert().values(
                     project_id=d["project_id"], instance_id=instance_id, container=d["swift_container"]))
-            changed = event.caused("coffer.backup.strategy_changed.v1", {
-                "project_id": d["project_id"], "instance_id": d.get("instance_id"), "backend": objectstore.kind(),
-                "swift_container": d.get("swift_container")}, subject=d["project_id"], source=SOURCE)
-            changed.project = d["project_id"]
-            await uow.emit(T.BACKUP_EVENTS, changed)
+            await uow.emit(T.BACKUP_EVENTS, strategy_changed(event, d["project_id"], d.get("instance_id"),
+                                                             d.get("swift_container")))
         await self.store.handled_once(event, apply)
 
     async def schedule_requested(self, event: Event) -> None:
@@ -276,11 +283,7 @@ class BackupHandlers:
         if row is None:
             return
         await uow.conn.execute(delete(strategies).where(strategies.c.instance_id == instance_id))
-        changed = cause.caused("coffer.backup.strategy_changed.v1", {
-            "project_id": row.project_id, "instance_id": instance_id, "backend": objectstore.kind(),
-            "swift_container": None}, subject=row.project_id, source=SOURCE)
-        changed.project = row.project_id
-        await uow.emit(T.BACKUP_EVENTS, changed)
+        await uow.emit(T.BACKUP_EVENTS, strategy_changed(cause, row.project_id, instance_id, None))
 
     # -- the agent's report -------------------------------------------------------
     async def command_result(self, event: Event) -> None:
