@@ -136,7 +136,8 @@ class Projections:
         d = event.data
         ds_id = str(uuid.uuid5(NAMESPACE, d["datastore"]))
         ver_id = str(uuid.uuid5(NAMESPACE, f"{d['datastore']}:{d['version']}"))
-        if not (await uow.conn.execute(select(datastores.c.id).where(datastores.c.id == ds_id))).first():
+        ds = (await uow.conn.execute(select(datastores.c.default_chosen).where(datastores.c.id == ds_id))).first()
+        if ds is None:
             await uow.conn.execute(datastores.insert().values(id=ds_id, name=d["datastore"]))
         known = (await uow.conn.execute(select(datastore_versions.c.name).where(
             datastore_versions.c.id == ver_id))).first()
@@ -147,13 +148,13 @@ class Projections:
             await uow.conn.execute(update(datastore_versions).where(datastore_versions.c.id == ver_id)
                                    .values(version=d["version_number"], manager=d["manager"], offered=True))
         # else an administrator renamed it (mgmt_versions.py): no version has the driver's name any more
-        # unless an administrator picked one, the newest version a driver runs and an
-        # administrator did not switch off is the default
-        chosen = (await uow.conn.execute(select(datastores.c.default_chosen).where(datastores.c.id == ds_id))).scalar()
+        if ds is not None and ds.default_chosen:
+            return  # an administrator picked the default (or none): the offers leave it
+        # else the newest version a driver runs and an administrator did not switch off is the default
         versions = (await uow.conn.execute(select(datastore_versions).where(
             datastore_versions.c.datastore_id == ds_id, datastore_versions.c.offered.is_(True),
             datastore_versions.c.active.is_(True)))).all()
-        if versions and not chosen:
+        if versions:
             newest = max(versions, key=lambda v: [int(x) for x in v.version.split(".") if x.isdigit()])
             await uow.conn.execute(update(datastores).where(datastores.c.id == ds_id)
                                    .values(default_version_id=newest.id))
